@@ -1,0 +1,47 @@
+//! Overdamped Langevin dynamics (seed 000): x <- x - delta E'(x) + sqrt(2 delta) z.
+
+use std::ops::Range;
+
+use super::Energy;
+use crate::error::{CoreError, Result, invalid};
+use crate::noise::{NoiseSource, Stream};
+
+/// Runs one chain per entry of `x0` for `steps` steps of size `delta`, calling
+/// `on_step(k, &states)` after step k. Returns the final states.
+pub fn langevin(
+    energy: &Energy,
+    x0: &[f64],
+    delta: f64,
+    steps: usize,
+    noise: &NoiseSource,
+    rows: Range<u64>,
+    on_step: &mut dyn FnMut(usize, &[f64]),
+) -> Result<Vec<f64>> {
+    if !(delta.is_finite() && delta > 0.0) {
+        return invalid(format!(
+            "the Langevin step delta must be positive (got {delta})"
+        ));
+    }
+    if rows.end - rows.start != x0.len() as u64 {
+        return Err(CoreError::Shape(format!(
+            "{} chains but {} noise rows",
+            x0.len(),
+            rows.end - rows.start
+        )));
+    }
+    let mut x = x0.to_vec();
+    let scale = (2.0 * delta).sqrt();
+    for k in 1..=steps {
+        let z = noise.normals(Stream::Chain, k as u64, rows.clone(), 1);
+        for (xi, zi) in x.iter_mut().zip(&z) {
+            *xi = *xi - delta * energy.gradient(*xi) + scale * zi;
+        }
+        on_step(k, &x);
+    }
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(CoreError::NonFinite(format!(
+            "Langevin chains diverged: delta = {delta} is too large for this energy"
+        )));
+    }
+    Ok(x)
+}

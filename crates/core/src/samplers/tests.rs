@@ -1,0 +1,236 @@
+//! Every sampler against the exact answers a mixture gives: KS tests of where the samples end
+//! against the true CDF of the (diffused) mixture, at level 0.001 with n = 10,000.
+
+use super::*;
+use crate::exact::Mixture;
+use crate::forward::jump;
+use crate::metrics::ks_one_sample;
+use crate::tensor::{from_flat, to_vec};
+
+const N: u64 = 10_000;
+
+fn samplers(steps: usize) -> Vec<(&'static str, Sampler)> {
+    vec![
+        ("ddpm", Sampler::Ddpm(Variance::Posterior)),
+        ("ddpm-beta", Sampler::Ddpm(Variance::Beta)),
+        ("sde", Sampler::Sde { steps: 4 * steps }),
+        (
+            "ode-heun",
+            Sampler::Ode {
+                method: OdeMethod::Heun,
+                steps,
+            },
+        ),
+        (
+            "ode-rk45",
+            Sampler::Ode {
+                method: OdeMethod::Rk45 {
+                    rtol: 1e-5,
+                    atol: 1e-5,
+                },
+                steps,
+            },
+        ),
+    ]
+}
+
+/// Undiffuses from step `from`, starting from the data diffused there in closed form (seed 000),
+/// down to step `to`; rows 0..N.
+fn undiffuse(
+    sampler: Sampler,
+    m: &Mixture,
+    s: &Schedule,
+    from: usize,
+    to: usize,
+    seed: u64,
+) -> Vec<f64> {
+    let device = crate::device::cpu();
+    let noise = NoiseSource::new(seed);
+    let x0 = from_flat(&m.sample(&noise, 0..N), N as usize, m.dim(), &device);
+    let (x_from, _) = jump(x0, s, from, &noise, 0..N).unwrap();
+    let (x, _) = run(
+        sampler,
+        &m.denoiser(&device),
+        s,
+        x_from,
+        from,
+        to,
+        &BatchNoise::new(noise, 0..N),
+        &mut silent,
+    )
+    .unwrap();
+    to_vec(&x).unwrap()
+}
+
+#[test]
+fn every_sampler_ends_on_a_point_mass() {
+    let m = Mixture::deltas(&[0.4]).unwrap();
+    let s = Schedule::linear(1e-4, 0.02, 200).unwrap();
+    for (name, sampler) in samplers(200) {
+        let x = undiffuse(sampler, &m, &s, 200, 0, 1);
+        let worst = x.iter().map(|v| (v - 0.4).abs()).fold(0.0, f64::max);
+        // f32 arithmetic: a few ulps of 0.4.
+        assert!(worst < 1e-5, "{name}: a sample ended {worst} from 0.4");
+    }
+}
+
+fn gmm_1d() -> Mixture {
+    Mixture::new(vec![0.3, 0.7], vec![vec![-2.0], vec![1.5]], vec![0.3, 0.6]).unwrap()
+}
+
+#[test]
+fn every_sampler_recovers_a_gaussian_mixture() {
+    let m = gmm_1d();
+    let s = Schedule::linear(1e-4, 0.02, 200).unwrap();
+    for (name, sampler) in samplers(200) {
+        let x = undiffuse(sampler, &m, &s, 200, 0, 2);
+        let p = ks_one_sample(&x, |v| m.cdf_1d(v)).p_value;
+        assert!(p > 1e-3, "{name}: KS p = {p}");
+    }
+}
+
+/// Seed 000: "run your diffusion from T=0 to T=125 and your undiffusion from T=200 to T=125".
+#[test]
+fn undiffusing_to_b_matches_diffusing_to_b() {
+    let m = gmm_1d();
+    let s = Schedule::linear(1e-4, 0.02, 200).unwrap();
+    for to in [199, 125, 50, 1] {
+        let q_b = m.diffused(s.alpha_bar(to));
+        for (name, sampler) in samplers(200 - to) {
+            let x = undiffuse(sampler, &m, &s, 200, to, 3);
+            let p = ks_one_sample(&x, |v| q_b.cdf_1d(v)).p_value;
+            assert!(p > 1e-3, "{name} to {to}: KS p = {p}");
+        }
+    }
+}
+
+/// The generative setting: from N(0, I) at T = 1000, where q_T is N(0, I) to 4e-5.
+#[test]
+fn from_the_prior_every_sampler_recovers_a_2d_mixture_along_projections() {
+    let device = crate::device::cpu();
+    let m = Mixture::new(
+        vec![0.25, 0.25, 0.5],
+        vec![vec![-2.0, 0.0], vec![2.0, 0.0], vec![0.0, 2.0]],
+        vec![0.2, 0.5, 0.3],
+    )
+    .unwrap();
+    let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+    let noise = NoiseSource::new(4);
+    for (name, sampler) in samplers(250) {
+        let batch = BatchNoise::new(noise, 0..N);
+        let sampler = match sampler {
+            Sampler::Ddpm(_) => sampler,
+            Sampler::Sde { .. } => Sampler::Sde { steps: 1000 },
+            other => other,
+        };
+        let (x, _) = run(
+            sampler,
+            &m.denoiser(&device),
+            &s,
+            batch.prior(2, &device),
+            1000,
+            0,
+            &batch,
+            &mut silent,
+        )
+        .unwrap();
+        let x = to_vec(&x).unwrap();
+        for p in 0..4 {
+            let u = crate::metrics::unit_direction(&noise, p, 2);
+            let proj = crate::metrics::project(&x, &u);
+            let q = m.projected(&u);
+            let pv = ks_one_sample(&proj, |v| q.cdf_1d(v)).p_value;
+            assert!(pv > 1e-3, "{name}, direction {p}: KS p = {pv}");
+        }
+    }
+}
+
+#[test]
+fn a_sample_does_not_depend_on_its_batch() {
+    let device = crate::device::cpu();
+    let m = gmm_1d();
+    let s = Schedule::cosine(50).unwrap();
+    let noise = NoiseSource::new(6);
+    for (name, sampler) in samplers(50) {
+        let draw = |rows: std::ops::Range<u64>| {
+            let batch = BatchNoise::new(noise, rows);
+            let (x, _) = run(
+                sampler,
+                &m.denoiser(&device),
+                &s,
+                batch.prior(1, &device),
+                50,
+                0,
+                &batch,
+                &mut silent,
+            )
+            .unwrap();
+            to_vec(&x).unwrap()
+        };
+        let whole = draw(0..30);
+        let mut parts = draw(0..11);
+        parts.extend(draw(11..30));
+        if matches!(
+            sampler,
+            Sampler::Ode {
+                method: OdeMethod::Rk45 { .. },
+                ..
+            }
+        ) {
+            // The adaptive solver picks one step size for the whole batch: samples agree to its tolerance.
+            for (a, b) in whole.iter().zip(&parts) {
+                assert!((a - b).abs() < 1e-3, "{name}: {a} vs {b}");
+            }
+        } else {
+            assert_eq!(whole, parts, "{name}");
+        }
+    }
+}
+
+#[test]
+fn impossible_runs_are_errors() {
+    let device = crate::device::cpu();
+    let m = gmm_1d();
+    let s = Schedule::linear(1e-4, 0.02, 10).unwrap();
+    let batch = BatchNoise::new(NoiseSource::new(0), 0..5);
+    let den = m.denoiser(&device);
+    assert!(
+        run(
+            Sampler::Ddpm(Variance::Beta),
+            &den,
+            &s,
+            batch.prior(1, &device),
+            11,
+            0,
+            &batch,
+            &mut silent
+        )
+        .is_err()
+    );
+    assert!(
+        run(
+            Sampler::Sde { steps: 0 },
+            &den,
+            &s,
+            batch.prior(1, &device),
+            10,
+            0,
+            &batch,
+            &mut silent
+        )
+        .is_err()
+    );
+    assert!(
+        run(
+            Sampler::Ddpm(Variance::Beta),
+            &den,
+            &s,
+            batch.prior(2, &device),
+            10,
+            0,
+            &batch,
+            &mut silent
+        )
+        .is_err()
+    );
+}
