@@ -126,6 +126,12 @@ impl Mixture {
         out
     }
 
+    /// Whether every component has a positive width, so that the mixture has a density (and a
+    /// continuous CDF for KS tests).
+    pub fn is_continuous(&self) -> bool {
+        self.stds.iter().all(|s| *s > 0.0)
+    }
+
     /// The mixture diffused to `alpha_bar`: component c becomes N(sqrt(ab) mu_c, (ab s_c^2 + 1 - ab) I).
     pub fn diffused(&self, alpha_bar: f64) -> Mixture {
         let a = alpha_bar.sqrt();

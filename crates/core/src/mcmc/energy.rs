@@ -64,6 +64,13 @@ impl Energy {
         }
     }
 
+    /// The variance of the stationary law exp(-E) / Z.
+    pub fn stationary_variance(&self) -> f64 {
+        match self {
+            Energy::Quadratic { k } => 1.0 / k,
+        }
+    }
+
     /// The stationary variance of the *discretised* Langevin chain with step delta, where it has
     /// a closed form: x' = (1 - delta K) x + sqrt(2 delta) z gives 1 / (K (1 - delta K / 2)).
     pub fn langevin_variance(&self, delta: f64) -> Option<f64> {

@@ -1,0 +1,236 @@
+//! The command line: every subcommand, its options and their defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Diffusion models from the physics of Langevin dynamics up: exact denoisers, samplers, plots.
+#[derive(Debug, Parser)]
+#[command(name = "diffuse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Overdamped Langevin dynamics x <- x - delta E'(x) + sqrt(2 delta) z on an energy (seed 000).
+    Langevin(LangevinArgs),
+    /// Metropolis chains with a Gaussian or a drift-then-diffuse proposal (seed 000).
+    Metropolis(MetropolisArgs),
+    /// Diffuse data forward, step by step and in closed form (seeds 000, 004).
+    Forward(ForwardArgs),
+    /// Run the reverse process with the exact denoiser of the data (seeds 000, 004).
+    Undiffuse(UndiffuseArgs),
+    /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
+    Eval(EvalArgs),
+    /// Run every experiment and write an HTML page of figures, numbers and commands.
+    Tour(TourArgs),
+}
+
+/// Options every command has.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Seed of all randomness: the same seed gives the same numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder for samples.csv, summary.json and figures.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Options of chains.
+#[derive(Debug, Args, Clone)]
+pub struct ChainArgs {
+    /// Energy E(x): quadratic[:K] is K x^2 / 2, whose law exp(-E) is N(0, 1/K).
+    #[arg(long, default_value = "quadratic")]
+    pub energy: String,
+    /// Steps per chain.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Number of independent chains.
+    #[arg(long, default_value_t = 10_000)]
+    pub chains: usize,
+    /// Where every chain starts.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub start: f64,
+    /// Chains whose whole path is plotted.
+    #[arg(long, default_value_t = 5)]
+    pub trajectories: usize,
+}
+
+/// `diffuse langevin`.
+#[derive(Debug, Args, Clone)]
+pub struct LangevinArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The step size delta.
+    #[arg(long, default_value_t = 0.01)]
+    pub delta: f64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse metropolis`.
+#[derive(Debug, Args, Clone)]
+pub struct MetropolisArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Proposal: gaussian:WIDTH, or langevin:DELTA (drift then diffuse).
+    #[arg(long, default_value = "gaussian:1.0")]
+    pub proposal: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options that pick data and a schedule.
+#[derive(Debug, Args, Clone)]
+pub struct DiffusionArgs {
+    /// Data: delta:V[,V...], gmm:FILE.json, csv:PATH, swissroll, spiral, discgrid, mixture1d,
+    /// 8gaussians, moons, checkerboard.
+    #[arg(long)]
+    pub data: String,
+    /// Noise schedule: linear[:START:END], scaled-linear[:START:END], sigmoid[:START:END],
+    /// cosine, constant:BETA.
+    #[arg(long, default_value = "linear:1e-4:0.02")]
+    pub schedule: String,
+    /// T, the number of steps of the schedule.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Number of samples.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Samples per batch; the samples do not depend on it.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Samples whose whole path is plotted.
+    #[arg(long, default_value_t = 5)]
+    pub trajectories: usize,
+}
+
+/// `diffuse forward`.
+#[derive(Debug, Args, Clone)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
+    /// Stop after step B (default T).
+    #[arg(long)]
+    pub to: Option<usize>,
+    /// Write the closed-form jump to step B to samples.csv instead of the step-by-step chain.
+    #[arg(long)]
+    pub closed_form: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Reverse samplers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerName {
+    /// DDPM ancestral sampling on the schedule's steps.
+    Ddpm,
+    /// The reverse SDE by Euler-Maruyama.
+    Sde,
+    /// The probability-flow ODE.
+    Ode,
+}
+
+/// Solvers of the probability-flow ODE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverName {
+    /// Adaptive Dormand-Prince 5(4).
+    Rk45,
+    /// Heun's second-order method (EDM Algorithm 1).
+    Heun,
+    /// Euler's method.
+    Euler,
+}
+
+/// Where the reverse process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriorName {
+    /// Data diffused to step A in closed form (seed 000): the exact q_A.
+    Diffused,
+    /// N(0, I): the generative setting.
+    Normal,
+}
+
+/// Variance of DDPM's reverse steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VarianceName {
+    /// The posterior variance beta-tilde.
+    Posterior,
+    /// beta, as seeds 001 and 003.
+    Beta,
+}
+
+/// `diffuse undiffuse`.
+#[derive(Debug, Args, Clone)]
+pub struct UndiffuseArgs {
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
+    /// The reverse sampler.
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddpm)]
+    pub sampler: SamplerName,
+    /// Start at step A (default T).
+    #[arg(long)]
+    pub from: Option<usize>,
+    /// Stop at step B.
+    #[arg(long, default_value_t = 0)]
+    pub to: usize,
+    /// What x_A is.
+    #[arg(long, value_enum, default_value_t = PriorName::Diffused)]
+    pub prior: PriorName,
+    /// Start every sample at this point instead (comma-separated coordinates).
+    #[arg(long, allow_hyphen_values = true)]
+    pub start: Option<String>,
+    /// DDPM's step variance.
+    #[arg(long, value_enum, default_value_t = VarianceName::Posterior)]
+    pub variance: VarianceName,
+    /// ODE solver.
+    #[arg(long, value_enum, default_value_t = SolverName::Rk45)]
+    pub solver: SolverName,
+    /// Steps of the SDE or of a fixed-step ODE solver (default: 4 per schedule step for the
+    /// SDE, 1 for the ODE).
+    #[arg(long)]
+    pub grid_steps: Option<usize>,
+    /// Tolerance (relative and absolute) of the adaptive ODE solver.
+    #[arg(long, default_value_t = 1e-5)]
+    pub tol: f64,
+    /// Size of the sample whose empirical distribution stands in for a toy data set.
+    #[arg(long, default_value_t = 2000)]
+    pub reference: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse eval`.
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    /// A CSV of samples (as written by the other commands).
+    #[arg(long)]
+    pub samples: PathBuf,
+    /// The distribution they should follow.
+    #[arg(long)]
+    pub data: String,
+    /// Random projections for sliced Wasserstein and the projected KS tests (2-D and up).
+    #[arg(long, default_value_t = 64)]
+    pub projections: usize,
+    /// Largest sample used for the O(n^2) energy distance.
+    #[arg(long, default_value_t = 4000)]
+    pub max_energy_n: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse tour`.
+#[derive(Debug, Args, Clone)]
+pub struct TourArgs {
+    /// Output folder; index.html is written there.
+    #[arg(long, default_value = "tour")]
+    pub out: PathBuf,
+    /// Smaller samples (2,000 instead of 10,000): a faster, rougher tour.
+    #[arg(long)]
+    pub quick: bool,
+}

@@ -1,0 +1,70 @@
+//! One module per subcommand; each reads its inputs, calls the library, and writes outputs.
+
+mod chains;
+mod eval;
+mod figures;
+mod forward;
+mod tour;
+mod undiffuse;
+
+use anyhow::{Context, Result, bail};
+
+use crate::args::Command;
+
+/// Runs a parsed command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Langevin(a) => chains::langevin(&a),
+        Command::Metropolis(a) => chains::metropolis(&a),
+        Command::Forward(a) => forward::run(&a),
+        Command::Undiffuse(a) => undiffuse::run(&a),
+        Command::Eval(a) => eval::run(&a),
+        Command::Tour(a) => tour::run(&a),
+    }
+}
+
+/// Mean and unbiased variance.
+pub(crate) fn mean_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, v)
+}
+
+/// Refuses counts of zero with a message naming the option.
+pub(crate) fn positive(name: &str, v: usize) -> Result<usize> {
+    if v == 0 {
+        bail!("{name} must be at least 1 (got 0)");
+    }
+    Ok(v)
+}
+
+/// Parses a data spec and prints its warnings.
+pub(crate) fn dataset(spec: &str) -> Result<diffuse_data::Dataset> {
+    let d = diffuse_data::Dataset::parse(spec).with_context(|| format!("--data {spec}"))?;
+    for w in &d.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(d)
+}
+
+/// Parses a schedule spec with T steps.
+pub(crate) fn schedule(spec: &str, steps: usize) -> Result<diffuse_core::Schedule> {
+    positive("--steps", steps)?;
+    diffuse_core::Schedule::parse(spec, steps).with_context(|| format!("--schedule {spec}"))
+}
+
+/// The row ranges of `n` samples in batches of `batch`.
+pub(crate) fn batches(n: usize, batch: usize) -> impl Iterator<Item = std::ops::Range<u64>> {
+    let batch = batch.max(1);
+    (0..n)
+        .step_by(batch)
+        .map(move |s| s as u64..(s + batch).min(n) as u64)
+}
+
+/// Prints where the outputs went.
+pub(crate) fn done(summary: &std::path::Path) {
+    if let Some(dir) = summary.parent() {
+        eprintln!("wrote {}", dir.display());
+    }
+}

@@ -1,0 +1,307 @@
+//! `diffuse tour`: every experiment of the seeds with their own settings, and one HTML page with
+//! each figure, its caption, the numbers behind it and the command that re-makes it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::args::{Cli, TourArgs};
+
+/// One experiment of the tour.
+struct Experiment {
+    /// Folder name under the tour's output.
+    name: &'static str,
+    /// Heading.
+    title: &'static str,
+    /// Which seed it follows and what to look for.
+    caption: &'static str,
+    /// The command, without `diffuse` and `--out`.
+    args: &'static str,
+    /// Figures in display order (those the command wrote are shown).
+    figures: &'static [(&'static str, &'static str)],
+}
+
+const CHAIN_FIGS: &[(&str, &str)] = &[
+    ("histogram.png", "Final states against exp(-E)/Z"),
+    ("paths.png", "A few chains over time"),
+];
+const FORWARD_FIGS: &[(&str, &str)] = &[
+    ("paths.png", "Forward paths x_t against t"),
+    (
+        "histogram.png",
+        "The distribution at the last step, with the closed-form theory curve",
+    ),
+    ("compare.png", "Step by step against the closed-form jump"),
+    (
+        "heatmap.png",
+        "The marginal density q_t(x) over (t, x), paths on top",
+    ),
+    ("scatter.png", "Diffused samples against the data"),
+];
+const REVERSE_FIGS: &[(&str, &str)] = &[
+    ("paths.png", "Reverse paths x_t against t"),
+    (
+        "histogram.png",
+        "Where the samples end, with the true distribution",
+    ),
+    (
+        "compare.png",
+        "Undiffused to B against diffused from 0 to B",
+    ),
+    (
+        "guess.png",
+        "The exact denoiser's best guess of the noise z against x_t",
+    ),
+    (
+        "heatmap.png",
+        "Reverse paths over the marginal density q_t(x)",
+    ),
+    ("scatter.png", "Samples against the data"),
+];
+
+const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        name: "langevin",
+        title: "Langevin dynamics reach exp(-E)",
+        caption: "Seed 000, approach 1: chains x <- x - delta E'(x) + sqrt(2 delta) z on E = x^2/2, started at x = 2, \
+                  end distributed as exp(-E)/Z = N(0, 1). The KS p-value tests it.",
+        args: "langevin --energy quadratic --delta 0.01 --steps 2000 --chains 10000 --start 2",
+        figures: CHAIN_FIGS,
+    },
+    Experiment {
+        name: "metropolis-gaussian",
+        title: "Metropolis with a Gaussian proposal",
+        caption: "Seed 000, approach 2: a Markov chain built to have exp(-E) as its stationary law.",
+        args: "metropolis --energy quadratic --proposal gaussian:1.0 --steps 500 --chains 10000 --start 2",
+        figures: CHAIN_FIGS,
+    },
+    Experiment {
+        name: "metropolis-langevin",
+        title: "Metropolis with the drift-then-diffuse proposal accepts almost everything",
+        caption: "Seed 000: proposing x' = x - delta E'(x) + sqrt(2 delta) z, the Metropolis acceptance ratio tends \
+                  to 1 as delta shrinks, so Langevin dynamics is already (almost) an exact sampler. See 'acceptance'.",
+        args: "metropolis --energy quadratic --proposal langevin:0.01 --steps 2000 --chains 10000 --start 2",
+        figures: CHAIN_FIGS,
+    },
+    Experiment {
+        name: "forward-delta",
+        title: "Forward diffusion of a point mass at 0.4",
+        caption: "Seed 000: beta linear from 1e-4 to 0.02 over T = 200 steps. Five paths; the histogram at T with \
+                  the theory N(sqrt(alpha-bar_T) 0.4, 1 - alpha-bar_T); the step-by-step chain against the one-jump \
+                  closed form (two-sample KS p-value in the numbers).",
+        args: "forward --data delta:0.4 --schedule linear:1e-4:0.02 --steps 200 --n 10000 --trajectories 5",
+        figures: FORWARD_FIGS,
+    },
+    Experiment {
+        name: "undiffuse-delta",
+        title: "Undiffusing to a point mass at 0.4",
+        caption: "Seed 000: DDPM ancestral steps with the exact guess of the noise. Every sample ends at 0.4 \
+                  (max_distance_to_nearest_atom).",
+        args: "undiffuse --data delta:0.4 --schedule linear:1e-4:0.02 --steps 200 --n 10000 --sampler ddpm --trajectories 5",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "undiffuse-one-point",
+        title: "Five undiffusions from one diffused point",
+        caption: "Seed 000: five reverse runs all starting from x_200 = 1.5 take different paths and all end at 0.4.",
+        args: "undiffuse --data delta:0.4 --schedule linear:1e-4:0.02 --steps 200 --n 5 --start 1.5 --trajectories 5",
+        figures: &[
+            ("paths.png", "Reverse paths from one point"),
+            ("guess.png", "The guessed noise against x_t"),
+        ],
+    },
+    Experiment {
+        name: "undiffuse-to-125",
+        title: "Undiffusing from 200 to 125 = diffusing from 0 to 125",
+        caption: "Seed 000: the reverse process stopped at step 125 gives the same distribution as the forward \
+                  process run to 125 (KS p-values against the closed form and against a diffused sample).",
+        args: "undiffuse --data delta:0.4 --schedule linear:1e-4:0.02 --steps 200 --from 200 --to 125 --n 10000",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "undiffuse-two-points",
+        title: "A harder distribution: two point masses",
+        caption: "Seed 000 continues with a distribution of two points (its formula did not survive in the seed; \
+                  here -0.5 and 0.5). The guess of z now depends on which point x_t is likely to have come from.",
+        args: "undiffuse --data delta:-0.5,0.5 --schedule linear:1e-4:0.02 --steps 200 --n 10000 --trajectories 10",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "forward-mixture1d",
+        title: "Seed 004's four points, diffused with a constant schedule",
+        caption: "Seed 004: x_t = sqrt(1 - beta) x_{t-1} + sqrt(beta) z with beta = 0.2^2 from the points \
+                  {-15, -5, 1, 15}; q_t(x) is a four-component mixture at every t.",
+        args: "forward --data mixture1d --schedule constant:0.04 --steps 200 --n 2000 --trajectories 8",
+        figures: FORWARD_FIGS,
+    },
+    Experiment {
+        name: "sde-mixture1d",
+        title: "The reverse SDE with the analytic mixture score",
+        caption: "Seed 004: Euler-Maruyama on dx = [-beta/2 x - beta grad log q_t(x)] dt + sqrt(beta) dw, from N(0, 1). \
+                  The samples return to the four points in equal shares (chi-square p-value).",
+        args: "undiffuse --data mixture1d --schedule constant:0.04 --steps 200 --sampler sde --prior normal --n 4000 --trajectories 20",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "ode-mixture1d",
+        title: "The probability-flow ODE with the analytic mixture score",
+        caption: "Seed 004: dx/dt = -beta/2 (x + grad log q_t(x)) has the same marginals as the SDE; an adaptive \
+                  Dormand-Prince solver needs far fewer evaluations (nfe).",
+        args: "undiffuse --data mixture1d --schedule constant:0.04 --steps 200 --sampler ode --prior normal --n 4000 --trajectories 20",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "ode-8gaussians",
+        title: "Eight Gaussians in 2-D by the probability-flow ODE",
+        caption: "The exact denoiser of a 2-D mixture drives the ODE from N(0, I); KS p-values along random \
+                  projections test the result against the true mixture.",
+        args: "undiffuse --data 8gaussians --schedule linear:1e-4:0.02 --steps 1000 --sampler ode --prior normal --n 4000",
+        figures: REVERSE_FIGS,
+    },
+    Experiment {
+        name: "ddpm-spiral",
+        title: "The spiral by its empirical denoiser",
+        caption: "Seed 003's spiral, with the ideal denoiser of 1000 reference points: DDPM returns to those \
+                  points (a perfect denoiser of a finite sample memorises it; learning comes next).",
+        args: "undiffuse --data spiral --schedule linear:1e-4:0.02 --steps 200 --sampler ddpm --prior normal --n 2000 --reference 1000",
+        figures: REVERSE_FIGS,
+    },
+];
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The arguments of an experiment, with smaller samples in quick mode.
+fn arguments(e: &Experiment, quick: bool) -> Vec<String> {
+    e.args
+        .split_whitespace()
+        .map(|w| {
+            if quick && (w == "10000" || w == "4000") {
+                "2000".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `diffuse tour`.
+pub fn run(a: &TourArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let bar = crate::progress::bar(EXPERIMENTS.len() as u64, "tour");
+    let mut html = String::from(HEAD);
+    let _ = writeln!(html, "<ul class=\"toc\">");
+    for e in EXPERIMENTS {
+        let _ = writeln!(
+            html,
+            "<li><a href=\"#{}\">{}</a></li>",
+            e.name,
+            escape(e.title)
+        );
+    }
+    let _ = writeln!(html, "</ul>");
+    for e in EXPERIMENTS {
+        bar.set_message(e.name);
+        let dir = a.out.join(e.name);
+        let mut argv = vec!["diffuse".to_string()];
+        argv.extend(arguments(e, a.quick));
+        argv.extend(["--out".to_string(), dir.display().to_string()]);
+        let cli =
+            Cli::try_parse_from(&argv).with_context(|| format!("tour experiment {}", e.name))?;
+        super::run(cli.command).with_context(|| format!("tour experiment {}", e.name))?;
+        section(&mut html, e, &argv[1..].join(" "), &dir, &a.out)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    html.push_str("</body></html>\n");
+    let index = a.out.join("index.html");
+    std::fs::write(&index, html).with_context(|| format!("cannot write {}", index.display()))?;
+    eprintln!("wrote {} (open it in a browser)", index.display());
+    Ok(())
+}
+
+fn section(
+    html: &mut String,
+    e: &Experiment,
+    command: &str,
+    dir: &Path,
+    root: &Path,
+) -> Result<()> {
+    let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+    let _ = writeln!(
+        html,
+        "<section id=\"{}\"><h2>{}</h2><p>{}</p>",
+        e.name,
+        escape(e.title),
+        escape(e.caption)
+    );
+    let _ = writeln!(html, "<pre>diffuse {}</pre>", escape(command));
+    let _ = writeln!(html, "<div class=\"figs\">");
+    for (file, caption) in e.figures {
+        if dir.join(file).exists() {
+            let _ = writeln!(
+                html,
+                "<figure><img src=\"{rel}/{file}\" alt=\"{c}\"><figcaption>{c}</figcaption></figure>",
+                c = escape(caption)
+            );
+        }
+    }
+    let _ = writeln!(html, "</div>");
+    let summary =
+        std::fs::read_to_string(dir.join("summary.json")).context("reading summary.json")?;
+    let v: serde_json::Value = serde_json::from_str(&summary)?;
+    let _ = writeln!(html, "<table>");
+    if let Some(map) = v.as_object() {
+        for (k, val) in map {
+            let shown = match val {
+                serde_json::Value::Number(n) => n.as_f64().map_or_else(
+                    || n.to_string(),
+                    |f| {
+                        if f.fract() == 0.0 && f.abs() < 1e15 {
+                            format!("{f}")
+                        } else {
+                            format!("{f:.6}")
+                        }
+                    },
+                ),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(k),
+                escape(&shown)
+            );
+        }
+    }
+    let _ = writeln!(
+        html,
+        "</table><p class=\"files\">Files: <a href=\"{rel}/samples.csv\">samples.csv</a>, <a href=\"{rel}/summary.json\">summary.json</a></p></section>"
+    );
+    Ok(())
+}
+
+const HEAD: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>diffuse: a tour</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } section { border-top: 1px solid #ddd; padding-top: 1em; margin-top: 2em; }
+pre { background: #f5f5f5; padding: 0.6em; overflow-x: auto; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; flex: 1 1 480px; } figure img { width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; }
+table { border-collapse: collapse; font-size: 0.9em; margin-top: 0.8em; }
+td { border: 1px solid #ddd; padding: 0.2em 0.6em; } td:first-child { font-family: monospace; }
+.toc { columns: 2; } .files { font-size: 0.85em; }
+</style></head><body>
+<h1>diffuse: a tour</h1>
+<p>Every experiment of the seeds, run by <code>diffuse tour</code>. Under each: what it shows, the command
+that re-makes it, its figures, and the numbers from its <code>summary.json</code>.</p>
+"#;

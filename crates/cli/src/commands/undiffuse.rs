@@ -1,0 +1,368 @@
+//! `diffuse undiffuse`: the reverse process driven by the exact denoiser of the data (seed 000's
+//! `Undiffuse` with the ideal `GuessZ`; seed 004's reverse SDE and probability-flow ODE).
+
+use anyhow::{Context, Result, bail};
+use diffuse_core::metrics::{
+    chi_square, energy_distance, ks_one_sample, ks_two_sample, project, unit_direction,
+};
+use diffuse_core::samplers::{self, BatchNoise, OdeMethod, Sampler, Variance, level_at_step};
+use diffuse_core::tensor::{from_flat, to_vec};
+use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device, forward};
+use diffuse_plot::{Figure, Hist, Series, lines};
+
+use super::figures::{grid, histogram_with_theory, paths, scatter_vs};
+use super::forward::density_map;
+use super::{batches, dataset, done, positive, schedule};
+use crate::args::{PriorName, SamplerName, SolverName, UndiffuseArgs, VarianceName};
+use crate::output::Output;
+
+fn sampler(a: &UndiffuseArgs, span: usize) -> Result<Sampler> {
+    let grid = |default: usize| match a.grid_steps {
+        Some(0) => bail!("--grid-steps must be at least 1 (got 0)"),
+        Some(g) => Ok(g),
+        None => Ok(default.max(1)),
+    };
+    Ok(match a.sampler {
+        SamplerName::Ddpm => Sampler::Ddpm(match a.variance {
+            VarianceName::Posterior => Variance::Posterior,
+            VarianceName::Beta => Variance::Beta,
+        }),
+        SamplerName::Sde => Sampler::Sde {
+            steps: grid(4 * span)?,
+        },
+        SamplerName::Ode => {
+            if !(a.tol.is_finite() && a.tol > 0.0) {
+                bail!("--tol must be a positive number");
+            }
+            let method = match a.solver {
+                SolverName::Rk45 => OdeMethod::Rk45 {
+                    rtol: a.tol,
+                    atol: a.tol,
+                },
+                SolverName::Heun => OdeMethod::Heun,
+                SolverName::Euler => OdeMethod::Euler,
+            };
+            Sampler::Ode {
+                method,
+                steps: grid(span)?,
+            }
+        }
+    })
+}
+
+fn parse_start(s: &str, d: usize) -> Result<Vec<f64>> {
+    let v = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+        .collect::<Option<Vec<f64>>>()
+        .with_context(|| format!("--start {s}: expected {d} comma-separated finite numbers"))?;
+    if v.len() != d {
+        bail!("--start {s} has {} coordinates, the data has {d}", v.len());
+    }
+    Ok(v)
+}
+
+/// `diffuse undiffuse`.
+pub fn run(a: &UndiffuseArgs) -> Result<()> {
+    let p = &a.diffusion;
+    let data = dataset(&p.data)?;
+    let sched = schedule(&p.schedule, p.steps)?;
+    let from = a.from.unwrap_or(p.steps);
+    if from > p.steps {
+        bail!("--from {from} is past the schedule's last step {}", p.steps);
+    }
+    if a.to > from {
+        bail!(
+            "--to {} must not be after --from {from}: the reverse process runs from A down to B",
+            a.to
+        );
+    }
+    let n = positive("--n", p.n)?;
+    positive("--batch", p.batch)?;
+    positive("--reference", a.reference)?;
+    let d = data.dim();
+    let start = a.start.as_deref().map(|s| parse_start(s, d)).transpose()?;
+    let sampler = sampler(a, from - a.to)?;
+    let noise = NoiseSource::new(a.common.seed);
+    let dev = device::cpu();
+    let exact = data.exact(a.reference, &noise)?;
+    let den = exact.denoiser(&dev);
+    let mut out = Output::new(a.common.out.as_deref(), "undiffuse")?;
+
+    let k = if d == 1 { p.trajectories.min(n) } else { 0 };
+    let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; k];
+    let (mut finals, mut nfe) = (vec![], 0);
+    let bar = crate::progress::bar(n as u64, "undiffuse");
+    for rows in batches(n, p.batch) {
+        let m = (rows.end - rows.start) as usize;
+        let batch = BatchNoise::new(noise, rows.clone());
+        let x = match (&start, a.prior) {
+            (Some(s), _) => from_flat(&s.repeat(m), m, d, &dev),
+            (None, PriorName::Normal) => batch.prior(d, &dev),
+            (None, PriorName::Diffused) => {
+                let x0 = from_flat(&data.sample(&noise, rows.clone()), m, d, &dev);
+                forward::jump(x0, &sched, from, &noise, rows.clone())?.0
+            }
+        };
+        let first = rows.start as usize;
+        let mut record = |t: f64, x: &[f64]| {
+            for (i, path) in traj.iter_mut().enumerate() {
+                if i >= first && i < first + m {
+                    path.push((t, x[i - first]));
+                }
+            }
+        };
+        if first < k {
+            record(from as f64, &to_vec(&x.clone().slice([0..k.min(m), 0..1]))?);
+        }
+        let mut err = None;
+        let (x_b, evals) = samplers::run(sampler, &den, &sched, x, from, a.to, &batch, &mut |e| {
+            if first < k {
+                match to_vec(&e.x.clone().slice([0..k.min(m), 0..1])) {
+                    Ok(v) => record(e.t, &v),
+                    Err(er) => err = Some(er),
+                }
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        nfe = evals;
+        finals.extend(to_vec(&x_b)?);
+        bar.inc(m as u64);
+    }
+    bar.finish_and_clear();
+    if finals.iter().any(|v| !v.is_finite()) {
+        bail!(
+            "the reverse process produced non-finite values: try more --grid-steps or a smaller --tol"
+        );
+    }
+
+    // A reference draw of q_B: fresh data (rows n..2n) diffused to B in closed form.
+    let reference = {
+        let rows = n as u64..2 * n as u64;
+        let x0 = from_flat(&data.sample(&noise, rows.clone()), n, d, &dev);
+        to_vec(&forward::jump(x0, &sched, a.to, &noise, rows)?.0)?
+    };
+    let theory = data.analytic().map(|m| m.diffused(sched.alpha_bar(a.to)));
+    // A KS test needs a continuous CDF: point masses at B = 0 are judged by distance and counts.
+    let continuous = theory.as_ref().filter(|q| q.is_continuous());
+
+    out.set("data", p.data.clone());
+    out.set("schedule", sched.name());
+    out.set("steps", p.steps);
+    out.set("sampler", format!("{sampler:?}"));
+    out.set("from", from);
+    out.set("to", a.to);
+    out.set(
+        "prior",
+        if start.is_some() {
+            "start point".to_string()
+        } else {
+            format!("{:?}", a.prior).to_lowercase()
+        },
+    );
+    out.set("n", n);
+    out.set("seed", a.common.seed);
+    out.set("nfe", nfe);
+    if data.analytic().is_none() {
+        out.set("exact_denoiser_reference_points", exact.weights().len());
+    }
+    out.samples(&finals, d)?;
+    metrics(
+        &mut out,
+        &finals,
+        &reference,
+        d,
+        continuous,
+        theory.as_ref(),
+        a.to,
+        &noise,
+    );
+
+    if d == 1 {
+        let title = format!(
+            "Undiffused to step {} by {:?} ({n} samples)",
+            a.to, a.sampler
+        )
+        .to_lowercase();
+        histogram_with_theory(
+            &out.path("histogram.png"),
+            &title,
+            vec![Hist {
+                label: "undiffused".into(),
+                values: finals.clone(),
+                color: 0,
+            }],
+            theory.as_ref(),
+            &format!("q_{}(x)", a.to),
+        )?;
+        histogram_with_theory(
+            &out.path("compare.png"),
+            &format!(
+                "Undiffused from {from} to {} vs diffused from 0 to {}",
+                a.to, a.to
+            ),
+            vec![
+                Hist {
+                    label: format!("undiffused {from} -> {}", a.to),
+                    values: finals.clone(),
+                    color: 0,
+                },
+                Hist {
+                    label: format!("diffused 0 -> {}", a.to),
+                    values: reference.clone(),
+                    color: 1,
+                },
+            ],
+            theory.as_ref(),
+            &format!("q_{}(x)", a.to),
+        )?;
+        if k > 0 {
+            paths(
+                &out.path("paths.png"),
+                &format!("{k} reverse paths ({:?})", a.sampler).to_lowercase(),
+                "step t",
+                &traj,
+            )?;
+        }
+        guess_plot(
+            &out.path("guess.png"),
+            &den,
+            &sched,
+            from,
+            &finals,
+            &reference,
+        )?;
+        if let Some(m) = data.analytic() {
+            density_map(&out.path("heatmap.png"), m, &sched, from, &traj, &reference)?;
+        }
+    } else if d == 2 {
+        scatter_vs(
+            &out.path("scatter.png"),
+            &format!("Undiffused to step {} against q_{}", a.to, a.to),
+            &finals,
+            &reference,
+        )?;
+    }
+    done(&out.finish()?);
+    Ok(())
+}
+
+fn metrics(
+    out: &mut Output,
+    x: &[f64],
+    reference: &[f64],
+    d: usize,
+    theory: Option<&Mixture>,
+    atoms: Option<&Mixture>,
+    to: usize,
+    noise: &NoiseSource,
+) {
+    let dirs: Vec<Vec<f64>> = if d == 1 {
+        vec![vec![1.0]]
+    } else {
+        (0..8).map(|i| unit_direction(noise, i, d)).collect()
+    };
+    let (mut p_ref, mut p_theory) = (f64::INFINITY, f64::INFINITY);
+    for u in &dirs {
+        let px = project(x, u);
+        p_ref = p_ref.min(ks_two_sample(&px, &project(reference, u)).p_value);
+        if let Some(q) = theory {
+            let qu = q.projected(u);
+            p_theory = p_theory.min(ks_one_sample(&px, |v| qu.cdf_1d(v)).p_value);
+        }
+    }
+    out.set("projections", dirs.len());
+    out.num("ks_vs_diffused_reference_p", p_ref);
+    if theory.is_some() {
+        out.num("ks_vs_theory_p", p_theory);
+    }
+    if d > 1 {
+        let m = (x.len() / d).min(2000) * d;
+        out.num(
+            "energy_distance_vs_reference",
+            energy_distance(&x[..m], &reference[..m], d),
+        );
+    }
+    // Point masses at B = 0: how far each sample ended from its nearest atom, and whether the
+    // atoms were reached in the right proportions.
+    if let Some(q) = atoms.filter(|q| to == 0 && q.stds().iter().all(|s| *s == 0.0)) {
+        let mut counts = vec![0usize; q.weights().len()];
+        let mut worst: f64 = 0.0;
+        for row in x.chunks(d) {
+            let (c, dist) = q
+                .means()
+                .iter()
+                .enumerate()
+                .map(|(c, mu)| {
+                    (
+                        c,
+                        mu.iter()
+                            .zip(row)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f64>()
+                            .sqrt(),
+                    )
+                })
+                .fold(
+                    (0, f64::INFINITY),
+                    |best, cur| if cur.1 < best.1 { cur } else { best },
+                );
+            counts[c] += 1;
+            worst = worst.max(dist);
+        }
+        out.num("max_distance_to_nearest_atom", worst);
+        out.set("atom_counts", counts.clone());
+        if counts.len() > 1 {
+            let (stat, p) = chi_square(&counts, q.weights());
+            out.num("chi_square", stat);
+            out.num("chi_square_p", p);
+        }
+    }
+}
+
+/// Seed 000's "best guess of z against x_t": the exact denoiser's eps-hat(x, t) at a few steps.
+fn guess_plot(
+    path: &std::path::Path,
+    den: &dyn Denoiser,
+    sched: &Schedule,
+    from: usize,
+    x: &[f64],
+    reference: &[f64],
+) -> Result<()> {
+    let (lo, hi) = diffuse_plot::padded_range(x.iter().chain(reference).copied());
+    let (lo, hi) = (lo.min(-3.0), hi.max(3.0));
+    let xs = grid(lo, hi, 300);
+    let dev = device::cpu();
+    let xt = from_flat(&xs, xs.len(), 1, &dev);
+    let mut series = vec![];
+    let mut steps: Vec<usize> = [from, from * 3 / 4, from / 2, from / 4, from / 10, 1]
+        .into_iter()
+        .filter(|t| *t >= 1)
+        .collect();
+    steps.dedup();
+    for (i, t) in steps.iter().enumerate() {
+        let eps = to_vec(&den.predict(&xt, level_at_step(sched, *t))?.eps())?;
+        // Near t = 0 the guess is steep (slope 1/sqrt(1 - alpha-bar)): clip to the plotted range.
+        series.push(Series::line(
+            format!("t = {t}"),
+            xs.iter()
+                .copied()
+                .zip(eps.into_iter().map(|e| e.clamp(-4.5, 4.5)))
+                .collect(),
+            i,
+        ));
+    }
+    lines(
+        path,
+        &Figure::new(
+            "Best guess of the noise z given x_t (exact denoiser)",
+            "x_t",
+            "guessed z",
+        )
+        .y_range(-4.5, 4.5),
+        &series,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The `--data` grammar and what a data set can do: be sampled, and give its exact distribution.
+
+use std::path::Path;
+
+use diffuse_core::{Mixture, NoiseSource, Stream};
+
+use crate::csv::{Table, read_csv};
+use crate::gmm::read_gmm;
+use crate::toy::{Toy, eight_gaussians, mixture1d};
+use crate::{DataError, Result};
+
+/// Where samples come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A distribution known in closed form (point masses, Gaussian mixtures).
+    Mixture(Mixture),
+    /// A toy distribution known only through samples.
+    Toy(Toy),
+    /// A finite data set from a file.
+    Table(Table),
+}
+
+/// A parsed `--data` spec.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The spec as given.
+    pub spec: String,
+    /// What it is.
+    pub source: Source,
+    /// Things the user should be told (e.g. weights were normalised).
+    pub warnings: Vec<String>,
+}
+
+impl Dataset {
+    /// Parses a spec: `delta:V[,V...]`, `gmm:FILE.json`, `csv:PATH` or a toy name.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (kind, arg) = spec
+            .split_once(':')
+            .map_or((spec, None), |(a, b)| (a, Some(b)));
+        let mut warnings = vec![];
+        let source = match (kind, arg) {
+            ("delta", Some(values)) => {
+                let v = values
+                    .split(',')
+                    .map(|s| {
+                        let x: f64 = s.trim().parse().map_err(|_| {
+                            DataError::Spec(format!("data '{spec}': '{s}' is not a number"))
+                        })?;
+                        if x.is_finite() {
+                            Ok(x)
+                        } else {
+                            Err(DataError::Spec(format!(
+                                "data '{spec}': {s} is not a finite number"
+                            )))
+                        }
+                    })
+                    .collect::<Result<Vec<f64>>>()?;
+                Source::Mixture(Mixture::deltas(&v).map_err(|source| DataError::Core {
+                    context: spec.into(),
+                    source,
+                })?)
+            }
+            ("gmm", Some(path)) => {
+                let (m, w) = read_gmm(Path::new(path))?;
+                warnings.extend(w);
+                Source::Mixture(m)
+            }
+            ("csv", Some(path)) => Source::Table(read_csv(Path::new(path))?),
+            ("mixture1d", None) => Source::Mixture(mixture1d()),
+            ("8gaussians", None) => Source::Mixture(eight_gaussians()),
+            (name, None) if Toy::from_name(name).is_some() => {
+                Source::Toy(Toy::from_name(name).expect("checked by the guard"))
+            }
+            _ => {
+                return Err(DataError::Spec(format!(
+                    "unknown data '{spec}' (expected delta:V[,V...], gmm:FILE.json, csv:PATH or one of {})",
+                    Toy::NAMES.join(", ")
+                )));
+            }
+        };
+        Ok(Self {
+            spec: spec.to_string(),
+            source,
+            warnings,
+        })
+    }
+
+    /// The dimension d.
+    pub fn dim(&self) -> usize {
+        match &self.source {
+            Source::Mixture(m) => m.dim(),
+            Source::Toy(_) => 2,
+            Source::Table(t) => t.dim(),
+        }
+    }
+
+    /// The closed-form distribution, if there is one.
+    pub fn analytic(&self) -> Option<&Mixture> {
+        match &self.source {
+            Source::Mixture(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Draws rows `rows` (global indices), row-major `[n, d]`. A table is drawn from uniformly
+    /// with replacement.
+    pub fn sample(&self, noise: &NoiseSource, rows: std::ops::Range<u64>) -> Vec<f64> {
+        match &self.source {
+            Source::Mixture(m) => m.sample(noise, rows),
+            Source::Toy(t) => t.sample(noise, rows),
+            Source::Table(t) => {
+                let d = t.dim();
+                let n = t.len();
+                rows.flat_map(|r| {
+                    let i = ((noise.uniform(Stream::Data, 0, r, 0) * n as f64) as usize).min(n - 1);
+                    t.values[i * d..(i + 1) * d].to_vec()
+                })
+                .collect()
+            }
+        }
+    }
+
+    /// The distribution whose exact denoiser drives the reverse process: the closed form when
+    /// there is one, the whole table for a file, and for a toy set the empirical distribution of
+    /// `reference` points drawn with `noise` (the ideal denoiser of a finite sample).
+    pub fn exact(&self, reference: usize, noise: &NoiseSource) -> Result<Mixture> {
+        let core = |source| DataError::Core {
+            context: self.spec.clone(),
+            source,
+        };
+        match &self.source {
+            Source::Mixture(m) => Ok(m.clone()),
+            Source::Table(t) => Mixture::empirical(t.rows()).map_err(core),
+            Source::Toy(t) => {
+                // A stream of rows far from those a run draws its own samples from.
+                let start = 1u64 << 40;
+                let v = t.sample(noise, start..start + reference as u64);
+                Mixture::empirical(v.chunks(2).map(<[f64]>::to_vec).collect()).map_err(core)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(Dataset::parse("delta:-15,-5,1,15").unwrap().dim(), 1);
+        assert_eq!(
+            Dataset::parse("delta:0.4")
+                .unwrap()
+                .analytic()
+                .unwrap()
+                .means(),
+            &[vec![0.4]]
+        );
+        for name in Toy::NAMES {
+            let d = Dataset::parse(name).unwrap();
+            assert_eq!(d.dim(), if *name == "mixture1d" { 1 } else { 2 }, "{name}");
+            assert_eq!(d.sample(&NoiseSource::new(0), 0..10).len(), 10 * d.dim());
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_clear_errors() {
+        for (spec, want) in [
+            ("delta:", "'' is not a number"),
+            ("delta:1,x", "'x' is not a number"),
+            ("delta:nan", "not a finite number"),
+            ("gaussian", "unknown data 'gaussian'"),
+            ("gmm:/no/such/file.json", "/no/such/file.json"),
+            ("csv:/no/such/file.csv", "/no/such/file.csv"),
+            ("spiral:3", "unknown data"),
+        ] {
+            let e = Dataset::parse(spec).unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e:?}");
+        }
+    }
+}
