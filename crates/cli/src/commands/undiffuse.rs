@@ -16,6 +16,9 @@ use super::{batches, dataset, done, positive, schedule};
 use crate::args::{PriorName, SamplerName, SolverName, UndiffuseArgs, VarianceName};
 use crate::output::Output;
 
+/// Samples on which an adaptive solver chooses the steps every batch then takes.
+const PILOT: usize = 256;
+
 fn sampler(a: &UndiffuseArgs, span: usize) -> Result<Sampler> {
     let grid = |default: usize| match a.grid_steps {
         Some(0) => bail!("--grid-steps must be at least 1 (got 0)"),
@@ -89,6 +92,27 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     let den = exact.denoiser(&dev);
     let mut out = Output::new(a.common.out.as_deref(), "undiffuse")?;
 
+    // x_A for global rows `rows`: a given point, N(0, I), or data diffused to A in closed form.
+    let start_of = |rows: std::ops::Range<u64>| -> Result<burn::tensor::Tensor<2>> {
+        let m = (rows.end - rows.start) as usize;
+        Ok(match (&start, a.prior) {
+            (Some(s), _) => from_flat(&s.repeat(m), m, d, &dev),
+            (None, PriorName::Normal) => BatchNoise::new(noise, rows).prior(d, &dev),
+            (None, PriorName::Diffused) => {
+                let x0 = from_flat(&data.sample(&noise, rows.clone()), m, d, &dev);
+                forward::jump(x0, &sched, from, &noise, rows)?.0
+            }
+        })
+    };
+    // An adaptive solver picks its steps once, on the first samples, and every batch follows them.
+    let sampler = samplers::fix_grid(
+        &sampler,
+        &den,
+        &sched,
+        start_of(0..n.min(PILOT) as u64)?,
+        from,
+        a.to,
+    )?;
     let k = if d == 1 { p.trajectories.min(n) } else { 0 };
     let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; k];
     let (mut finals, mut nfe) = (vec![], 0);
@@ -96,14 +120,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     for rows in batches(n, p.batch) {
         let m = (rows.end - rows.start) as usize;
         let batch = BatchNoise::new(noise, rows.clone());
-        let x = match (&start, a.prior) {
-            (Some(s), _) => from_flat(&s.repeat(m), m, d, &dev),
-            (None, PriorName::Normal) => batch.prior(d, &dev),
-            (None, PriorName::Diffused) => {
-                let x0 = from_flat(&data.sample(&noise, rows.clone()), m, d, &dev);
-                forward::jump(x0, &sched, from, &noise, rows.clone())?.0
-            }
-        };
+        let x = start_of(rows.clone())?;
         let first = rows.start as usize;
         let mut record = |t: f64, x: &[f64]| {
             for (i, path) in traj.iter_mut().enumerate() {
@@ -116,14 +133,15 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
             record(from as f64, &to_vec(&x.clone().slice([0..k.min(m), 0..1]))?);
         }
         let mut err = None;
-        let (x_b, evals) = samplers::run(sampler, &den, &sched, x, from, a.to, &batch, &mut |e| {
-            if first < k {
-                match to_vec(&e.x.clone().slice([0..k.min(m), 0..1])) {
-                    Ok(v) => record(e.t, &v),
-                    Err(er) => err = Some(er),
+        let (x_b, evals) =
+            samplers::run(&sampler, &den, &sched, x, from, a.to, &batch, &mut |e| {
+                if first < k {
+                    match to_vec(&e.x.clone().slice([0..k.min(m), 0..1])) {
+                        Ok(v) => record(e.t, &v),
+                        Err(er) => err = Some(er),
+                    }
                 }
-            }
-        })?;
+            })?;
         if let Some(e) = err {
             return Err(e.into());
         }
@@ -151,7 +169,21 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     out.set("data", p.data.clone());
     out.set("schedule", sched.name());
     out.set("steps", p.steps);
-    out.set("sampler", format!("{sampler:?}"));
+    out.set("sampler", format!("{:?}", a.sampler).to_lowercase());
+    match &sampler {
+        Sampler::Ddpm(v) => out.set("variance", format!("{v:?}").to_lowercase()),
+        Sampler::Sde { steps } => out.set("grid_steps", *steps),
+        Sampler::Ode { method, steps } => {
+            out.set("solver", format!("{:?}", a.solver).to_lowercase());
+            match method {
+                OdeMethod::Dopri5(grid) => {
+                    out.num("tol", a.tol);
+                    out.set("adaptive_steps", grid.len() - 1);
+                }
+                _ => out.set("grid_steps", *steps),
+            }
+        }
+    }
     out.set("from", from);
     out.set("to", a.to);
     out.set(

@@ -95,7 +95,7 @@ pub fn level_at_sigma(schedule: &Schedule, sigma: f64) -> Level {
 }
 
 /// A reverse sampler and its settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sampler {
     /// DDPM ancestral sampling on the schedule's own steps.
     Ddpm(Variance),
@@ -116,7 +116,7 @@ pub enum Sampler {
 /// Runs `sampler` from whole step `from` (x = x_from) down to step `to`; returns x_to and the
 /// number of denoiser evaluations.
 pub fn run(
-    sampler: Sampler,
+    sampler: &Sampler,
     denoiser: &dyn crate::denoiser::Denoiser,
     schedule: &Schedule,
     x: Tensor<2>,
@@ -127,7 +127,7 @@ pub fn run(
 ) -> crate::Result<(Tensor<2>, usize)> {
     match sampler {
         Sampler::Ddpm(variance) => {
-            let x = ddpm(denoiser, schedule, x, from, to, variance, noise, callback)?;
+            let x = ddpm(denoiser, schedule, x, from, to, *variance, noise, callback)?;
             Ok((x, from.saturating_sub(to)))
         }
         Sampler::Sde { steps } => {
@@ -137,11 +137,11 @@ pub fn run(
                 x,
                 from as f64,
                 to as f64,
-                steps,
+                *steps,
                 noise,
                 callback,
             )?;
-            Ok((x, steps))
+            Ok((x, *steps))
         }
         Sampler::Ode { method, steps } => {
             let (x, stats) = probability_flow(
@@ -151,11 +151,47 @@ pub fn run(
                 from as f64,
                 to as f64,
                 method,
-                steps,
+                *steps,
                 callback,
             )?;
             Ok((x, stats.nfe))
         }
+    }
+}
+
+/// Turns a sampler whose steps adapt to the batch (RK45) into one with a fixed grid, chosen by an
+/// adaptive solve on `pilot` (for instance the first few hundred samples of a run). Every batch then
+/// takes the same steps, so a sample does not depend on the batch it is drawn in. Other samplers
+/// are returned as they are.
+pub fn fix_grid(
+    sampler: &Sampler,
+    denoiser: &dyn crate::denoiser::Denoiser,
+    schedule: &Schedule,
+    pilot: Tensor<2>,
+    from: usize,
+    to: usize,
+) -> crate::Result<Sampler> {
+    match sampler {
+        Sampler::Ode {
+            method: method @ OdeMethod::Rk45 { .. },
+            steps,
+        } => {
+            let (_, stats) = probability_flow(
+                denoiser,
+                schedule,
+                pilot,
+                from as f64,
+                to as f64,
+                method,
+                *steps,
+                &mut silent,
+            )?;
+            Ok(Sampler::Ode {
+                method: OdeMethod::Dopri5(stats.sigmas),
+                steps: *steps,
+            })
+        }
+        other => Ok(other.clone()),
     }
 }
 

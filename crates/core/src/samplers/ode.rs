@@ -11,23 +11,27 @@ use crate::error::{CoreError, Result, invalid};
 use crate::schedule::Schedule;
 
 /// How to integrate the probability-flow ODE.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OdeMethod {
-    /// Euler on the schedule's own steps (the DDIM eta = 0 update in disguise).
+    /// Euler on a grid uniform in t (the DDIM eta = 0 update in disguise).
     Euler,
-    /// Heun's second-order method on the schedule's own steps (EDM Algorithm 1).
+    /// Heun's second-order method on a grid uniform in t (EDM Algorithm 1).
     Heun,
-    /// Adaptive Dormand-Prince 5(4) with relative and absolute tolerances.
+    /// Adaptive Dormand-Prince 5(4) with relative and absolute tolerances. The step sizes
+    /// depend on the whole batch; [`super::fix_grid`] turns them into a [`OdeMethod::Dopri5`] grid.
     Rk45 {
         /// Relative tolerance.
         rtol: f64,
         /// Absolute tolerance.
         atol: f64,
     },
+    /// Dormand-Prince fifth-order steps on a given decreasing sigma grid (for instance the one an
+    /// adaptive solve chose); a last sigma of 0 is reached by the Euler step x~ <- D(x~, sigma).
+    Dopri5(Vec<f64>),
 }
 
 /// What an ODE solve did.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct OdeStats {
     /// Denoiser evaluations.
     pub nfe: usize,
@@ -35,6 +39,8 @@ pub struct OdeStats {
     pub accepted: usize,
     /// Rejected steps (adaptive only).
     pub rejected: usize,
+    /// The sigma grid the solve went through, start and end included.
+    pub sigmas: Vec<f64>,
 }
 
 /// The smallest sigma an adaptive solve integrates to before the last step to sigma = 0, which
@@ -48,7 +54,7 @@ struct Flow<'a> {
 }
 
 impl Flow<'_> {
-    /// eps at (x~, sigma), with the prediction for the callback.
+    /// eps at (x~, sigma), and the prediction it came from.
     fn eps(&mut self, x_tilde: &Tensor<2>, sigma: f64) -> Result<(Tensor<2>, Prediction)> {
         let level = level_at_sigma(self.schedule, sigma);
         let pred = self
@@ -64,15 +70,15 @@ fn vp(x_tilde: &Tensor<2>, sigma: f64) -> Tensor<2> {
 }
 
 /// Integrates the probability-flow ODE from step-time `t_from` down to `t_to` (continuous, in
-/// schedule steps). Euler and Heun take `steps` steps uniform in t; RK45 chooses its own.
-/// Returns x at `t_to` (variance-preserving scaling) and what the solve did.
+/// schedule steps). Euler and Heun take `steps` steps uniform in t; RK45 chooses its own; Dopri5
+/// follows its grid. Returns x at `t_to` (variance-preserving scaling) and what the solve did.
 pub fn probability_flow(
     denoiser: &dyn Denoiser,
     schedule: &Schedule,
     x: Tensor<2>,
     t_from: f64,
     t_to: f64,
-    method: OdeMethod,
+    method: &OdeMethod,
     steps: usize,
     callback: &mut dyn FnMut(&Event),
 ) -> Result<(Tensor<2>, OdeStats)> {
@@ -83,76 +89,143 @@ pub fn probability_flow(
         ));
     }
     let sigma = |t: f64| (1.0 / schedule.alpha_bar_at(t) - 1.0).max(0.0).sqrt();
+    let (s0, s_end) = (sigma(t_from), sigma(t_to));
     let mut flow = Flow {
         denoiser,
         schedule,
         nfe: 0,
     };
-    let mut x_tilde = x * schedule.alpha_bar_at(t_from).sqrt().recip();
-    let mut stats = OdeStats::default();
-    match method {
+    let x_tilde = x * schedule.alpha_bar_at(t_from).sqrt().recip();
+    let mut stats = OdeStats {
+        sigmas: vec![s0],
+        ..OdeStats::default()
+    };
+    let mut report =
+        |stats: &mut OdeStats, s: f64, x_tilde: &Tensor<2>, pred: &Prediction, total: usize| {
+            stats.accepted += 1;
+            stats.sigmas.push(s);
+            let t = if s == 0.0 {
+                t_to
+            } else {
+                schedule.t_at_sigma(s).max(t_to)
+            };
+            let total = total.max(stats.accepted);
+            callback(&Event {
+                step: stats.accepted,
+                steps: total,
+                t,
+                x: &vp(x_tilde, s),
+                x0: &pred.x0(),
+            });
+        };
+    let x_tilde = match method {
         OdeMethod::Euler | OdeMethod::Heun => {
             if steps == 0 {
                 return invalid("the ODE solver needs at least one step (steps = 0)");
             }
             let h = (t_from - t_to) / steps as f64;
+            let mut x_tilde = x_tilde;
             for i in 0..steps {
-                let t = t_from - i as f64 * h;
-                let t_next = if i + 1 == steps { t_to } else { t - h };
-                let (s, s_next) = (sigma(t), sigma(t_next));
+                let t_next = if i + 1 == steps {
+                    t_to
+                } else {
+                    t_from - (i + 1) as f64 * h
+                };
+                let (s, s_next) = (sigma(t_from - i as f64 * h), sigma(t_next));
                 let (d, pred) = flow.eps(&x_tilde, s)?;
                 let euler = x_tilde.clone() + d.clone() * (s_next - s);
                 // EDM Algorithm 1: the second-order correction, except on the last step to sigma = 0.
-                x_tilde = if method == OdeMethod::Heun && s_next > 0.0 {
+                x_tilde = if *method == OdeMethod::Heun && s_next > 0.0 {
                     let (d2, _) = flow.eps(&euler, s_next)?;
                     x_tilde + (d + d2) * (0.5 * (s_next - s))
                 } else {
                     euler
                 };
-                stats.accepted += 1;
-                callback(&Event {
-                    step: i + 1,
-                    steps,
-                    t: t_next,
-                    x: &vp(&x_tilde, s_next),
-                    x0: &pred.x0(),
-                });
+                report(&mut stats, s_next, &x_tilde, &pred, steps);
             }
+            x_tilde
         }
         OdeMethod::Rk45 { rtol, atol } => {
-            if !(rtol > 0.0 && atol > 0.0) {
+            if !(*rtol > 0.0 && *atol > 0.0) {
                 return invalid("ODE tolerances must be positive");
             }
-            let (s0, s_end) = (sigma(t_from), sigma(t_to));
             let s_stop = if s_end > 0.0 {
                 s_end
             } else {
                 SIGMA_STOP.min(s0)
             };
-            x_tilde = dormand_prince(
-                &mut flow, x_tilde, s0, s_stop, rtol, atol, &mut stats, schedule, callback,
-            )?;
+            let mut y = x_tilde;
+            let mut s = s0;
+            let span = s_stop - s0; // negative: sigma decreases
+            let mut h = span / 50.0;
+            let (mut k1, _) = flow.eps(&y, s)?;
+            while span != 0.0 && (s_stop - s) / span > 1e-12 {
+                if (s + h - s_stop) / span > 0.0 {
+                    h = s_stop - s;
+                }
+                let step = dopri_step(&mut flow, &y, &k1, s, h)?;
+                let scale = y.clone().abs().max_pair(step.y.clone().abs()) * *rtol + *atol;
+                let ratio = crate::tensor::to_vec(&(step.error / scale).square().mean())?[0].sqrt();
+                if !ratio.is_finite() {
+                    return Err(CoreError::NonFinite(format!(
+                        "ODE error estimate at sigma = {s}"
+                    )));
+                }
+                if ratio <= 1.0 {
+                    s = if (s + h - s_stop).abs() <= 1e-12 * s_stop.abs() {
+                        s_stop
+                    } else {
+                        s + h
+                    };
+                    (y, k1) = (step.y, step.k7);
+                    report(&mut stats, s, &y, &step.pred, 0);
+                } else {
+                    stats.rejected += 1;
+                }
+                h *= (0.9 * ratio.powf(-0.2)).clamp(0.2, 5.0);
+            }
             if s_end == 0.0 {
                 // The last step to sigma = 0 is the denoised estimate.
-                let (_, pred) = flow.eps(&x_tilde, s_stop)?;
-                x_tilde = pred.x0();
-                stats.accepted += 1;
-                callback(&Event {
-                    step: stats.accepted,
-                    steps: stats.accepted,
-                    t: t_to,
-                    x: &x_tilde,
-                    x0: &x_tilde,
-                });
+                let (_, pred) = flow.eps(&y, s_stop)?;
+                y = pred.x0();
+                report(&mut stats, 0.0, &y, &pred, 0);
             }
+            y
         }
-    }
+        OdeMethod::Dopri5(grid) => {
+            let ok = grid.len() >= 2
+                && (grid[0] - s0).abs() <= 1e-9 * s0.max(1.0)
+                && (grid[grid.len() - 1] - s_end).abs()
+                    <= 1e-9 * s0.max(1.0) + if s_end == 0.0 { 0.0 } else { 1e-12 }
+                && grid.windows(2).all(|w| w[1] < w[0] && w[1] >= 0.0);
+            if !ok {
+                return invalid(format!(
+                    "a Dopri5 grid must fall from sigma(t_from) = {s0} to sigma(t_to) = {s_end}"
+                ));
+            }
+            let mut y = x_tilde;
+            let (mut k1, _) = flow.eps(&y, grid[0])?;
+            for w in grid.windows(2) {
+                let (s, s_next) = (w[0], w[1]);
+                if s_next == 0.0 {
+                    let (_, pred) = flow.eps(&y, s)?;
+                    y = pred.x0();
+                    report(&mut stats, 0.0, &y, &pred, grid.len() - 1);
+                } else {
+                    let step = dopri_step(&mut flow, &y, &k1, s, s_next - s)?;
+                    (y, k1) = (step.y, step.k7);
+                    report(&mut stats, s_next, &y, &step.pred, grid.len() - 1);
+                }
+            }
+            y
+        }
+    };
     stats.nfe = flow.nfe;
-    Ok((vp(&x_tilde, sigma(t_to)), stats))
+    Ok((vp(&x_tilde, s_end), stats))
 }
 
 // Dormand & Prince (1980) RK5(4)7M tableau.
-const C: [f64; 6] = [1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+const C: [f64; 5] = [1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0];
 const A: [&[f64]; 6] = [
     &[1.0 / 5.0],
     &[3.0 / 40.0, 9.0 / 40.0],
@@ -170,6 +243,7 @@ const A: [&[f64]; 6] = [
         49.0 / 176.0,
         -5103.0 / 18656.0,
     ],
+    // The fifth-order weights b: the last stage is evaluated at the new point (FSAL).
     &[
         35.0 / 384.0,
         0.0,
@@ -190,74 +264,47 @@ const E: [f64; 7] = [
     -1.0 / 40.0,
 ];
 
-fn dormand_prince(
-    flow: &mut Flow,
-    mut y: Tensor<2>,
-    s0: f64,
-    s_end: f64,
-    rtol: f64,
-    atol: f64,
-    stats: &mut OdeStats,
-    schedule: &Schedule,
-    callback: &mut dyn FnMut(&Event),
-) -> Result<Tensor<2>> {
-    let span = s_end - s0; // negative: sigma decreases
-    if span == 0.0 {
-        return Ok(y);
-    }
-    let mut s = s0;
-    let mut h = span / 50.0;
-    let (mut k1, _) = flow.eps(&y, s)?;
-    while (s_end - s) / span > 1e-12 {
-        if (s + h - s_end) / span > 0.0 {
-            h = s_end - s;
+struct DopriStep {
+    /// The fifth-order solution.
+    y: Tensor<2>,
+    /// The derivative at the new point (the next step's first stage).
+    k7: Tensor<2>,
+    /// The prediction at the new point.
+    pred: Prediction,
+    /// The local error estimate.
+    error: Tensor<2>,
+}
+
+/// One Dormand-Prince step of size h from (s, y) with k1 = f(s, y).
+fn dopri_step(flow: &mut Flow, y: &Tensor<2>, k1: &Tensor<2>, s: f64, h: f64) -> Result<DopriStep> {
+    let mut k = vec![k1.clone()];
+    for (stage, row) in A.iter().enumerate() {
+        let mut yi = y.clone();
+        for (a, kj) in row.iter().zip(&k) {
+            if *a != 0.0 {
+                yi = yi + kj.clone() * (h * a);
+            }
         }
-        let mut k = vec![k1.clone()];
-        for (stage, row) in A.iter().enumerate() {
-            let mut yi = y.clone();
-            for (a, kj) in row.iter().zip(&k) {
-                if *a != 0.0 {
-                    yi = yi + kj.clone() * (h * a);
-                }
-            }
-            if stage == 5 {
-                // The sixth row is the fifth-order solution itself (FSAL).
-                let (k7, p7) = flow.eps(&yi, s + h)?;
-                k.push(k7);
-                let err = E
-                    .iter()
-                    .zip(&k)
-                    .fold(yi.zeros_like(), |acc, (e, kj)| acc + kj.clone() * (h * e));
-                let scale = y.clone().abs().max_pair(yi.clone().abs()) * rtol + atol;
-                let ratio = crate::tensor::to_vec(&(err / scale).square().mean())?[0].sqrt();
-                if !ratio.is_finite() {
-                    return Err(CoreError::NonFinite(format!(
-                        "ODE error estimate at sigma = {s}"
-                    )));
-                }
-                let factor = (0.9 * ratio.powf(-0.2)).clamp(0.2, 5.0);
-                if ratio <= 1.0 {
-                    s += h;
-                    y = yi;
-                    k1 = k.pop().unwrap_or(k1);
-                    stats.accepted += 1;
-                    let t = schedule.t_at_sigma(s);
-                    callback(&Event {
-                        step: stats.accepted,
-                        steps: stats.accepted,
-                        t,
-                        x: &vp(&y, s),
-                        x0: &p7.x0(),
-                    });
-                } else {
-                    stats.rejected += 1;
-                }
-                h *= factor;
-                break;
-            }
-            let (ki, _) = flow.eps(&yi, s + C[stage] * h)?;
-            k.push(ki);
+        let s_stage = if stage < C.len() {
+            s + C[stage] * h
+        } else {
+            s + h
+        };
+        let (ki, pred) = flow.eps(&yi, s_stage)?;
+        k.push(ki);
+        if stage == A.len() - 1 {
+            let error = E
+                .iter()
+                .zip(&k)
+                .fold(yi.zeros_like(), |acc, (e, kj)| acc + kj.clone() * (h * e));
+            let k7 = k.pop().unwrap_or_else(|| k1.clone());
+            return Ok(DopriStep {
+                y: yi,
+                k7,
+                pred,
+                error,
+            });
         }
     }
-    Ok(y)
+    unreachable!("the tableau has a last row")
 }

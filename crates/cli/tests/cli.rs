@@ -1,0 +1,470 @@
+//! The `diffuse` binary as a user runs it: acceptance checks of the foundation issue.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use diffuse_core::metrics::{ks_one_sample, ks_two_sample, normal_cdf};
+
+const LEVEL: f64 = 1e-3;
+
+fn diffuse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_diffuse"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs and requires success; returns stderr.
+fn ok(args: &[&str]) -> String {
+    let out = diffuse(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "diffuse {}: {err}", args.join(" "));
+    err
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffuse-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn samples(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .map(|v| v.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A 1-D mixture with unequal weights and widths, and its CDF.
+fn write_gmm(dir: &Path) -> (PathBuf, impl Fn(f64) -> f64) {
+    let path = dir.join("gmm.json");
+    std::fs::write(
+        &path,
+        r#"{"weights":[0.3,0.7],"means":[[-2.0],[1.5]],"stds":[0.3,0.6]}"#,
+    )
+    .unwrap();
+    (path, |x: f64| {
+        0.3 * normal_cdf((x + 2.0) / 0.3) + 0.7 * normal_cdf((x - 1.5) / 0.6)
+    })
+}
+
+const SAMPLERS: [&[&str]; 4] = [
+    &["--sampler", "ddpm"],
+    &["--sampler", "sde"],
+    &["--sampler", "ode"],
+    &["--sampler", "ode", "--solver", "heun"],
+];
+
+#[test]
+fn bad_input_is_one_line_and_a_nonzero_exit_and_loses_nothing() {
+    let dir = tmp("bad");
+    let w = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let bad_json = format!("gmm:{}", w("bad.json", r#"{"weights":[1],"means":[[0]]"#));
+    let neg_std = format!(
+        "gmm:{}",
+        w("neg.json", r#"{"weights":[1],"means":[[0]],"stds":[-1]}"#)
+    );
+    let ragged = format!("csv:{}", w("ragged.csv", "x0,x1\n1,2\n3\n"));
+    let nan = format!("csv:{}", w("nan.csv", "x\n1\nNaN\n"));
+    let two_d = w("two.csv", "x0,x1\n1,2\n3,4\n");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("samples.csv"), "x\n42\n").unwrap();
+    let o = s(&out);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["undiffuse", "--data", "gaussian:3", "--out", o],
+        vec![
+            "forward",
+            "--data",
+            "delta:0.4",
+            "--schedule",
+            "quadratic",
+            "--out",
+            o,
+        ],
+        vec!["forward", "--data", &bad_json, "--out", o],
+        vec!["forward", "--data", &neg_std, "--out", o],
+        vec!["forward", "--data", &ragged, "--out", o],
+        vec!["forward", "--data", &nan, "--out", o],
+        vec![
+            "eval",
+            "--samples",
+            &two_d,
+            "--data",
+            "delta:0.4",
+            "--out",
+            o,
+        ],
+        vec!["forward", "--data", "delta:0.4", "--steps", "0", "--out", o],
+        vec![
+            "undiffuse",
+            "--data",
+            "delta:0.4",
+            "--steps",
+            "0",
+            "--out",
+            o,
+        ],
+        vec!["forward", "--data", "delta:0.4", "--n", "0", "--out", o],
+        vec!["forward", "--data", "delta:0.4", "--to", "300", "--out", o],
+        vec![
+            "undiffuse",
+            "--data",
+            "delta:0.4",
+            "--from",
+            "10",
+            "--to",
+            "20",
+            "--out",
+            o,
+        ],
+        vec![
+            "undiffuse",
+            "--data",
+            "delta:0.4",
+            "--sampler",
+            "dpm",
+            "--out",
+            o,
+        ],
+        vec![
+            "undiffuse",
+            "--data",
+            "delta:0.4",
+            "--start",
+            "1,2",
+            "--out",
+            o,
+        ],
+        vec!["langevin", "--energy", "quartic", "--out", o],
+        vec!["langevin", "--delta", "-1", "--out", o],
+        vec!["langevin", "--steps", "0", "--out", o],
+        vec!["metropolis", "--proposal", "walk:1", "--out", o],
+        vec!["forward", "--data", "csv:/no/such/file.csv", "--out", o],
+        vec![
+            "eval",
+            "--samples",
+            "/no/such/samples.csv",
+            "--data",
+            "delta:0",
+            "--out",
+            o,
+        ],
+        vec!["forward", "--bogus"],
+    ];
+    for args in cases {
+        let r = diffuse(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "{args:?} should fail");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
+        assert!(err.starts_with("error"), "{args:?}: {err:?}");
+        assert!(
+            !err.contains("panicked") && !err.contains("internal error"),
+            "{args:?}: {err:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("samples.csv")).unwrap(),
+            "x\n42\n",
+            "{args:?} overwrote samples"
+        );
+    }
+}
+
+#[test]
+fn weights_that_do_not_sum_to_one_are_normalised_and_said() {
+    let dir = tmp("weights");
+    let p = dir.join("g.json");
+    std::fs::write(
+        &p,
+        r#"{"weights":[1,3],"means":[[-1],[1]],"stds":[0.2,0.2]}"#,
+    )
+    .unwrap();
+    let err = ok(&[
+        "forward",
+        "--data",
+        &format!("gmm:{}", s(&p)),
+        "--n",
+        "200",
+        "--out",
+        s(&dir.join("o")),
+    ]);
+    assert!(
+        err.contains("warning") && err.contains("normalised"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes_and_batches_do_not_matter() {
+    let dir = tmp("seed");
+    let run = |name: &str, args: &[&str]| {
+        let out = dir.join(name);
+        let mut a = args.to_vec();
+        a.extend(["--out", s(&out)]);
+        ok(&a);
+        std::fs::read_to_string(out.join("samples.csv")).unwrap()
+    };
+    let base = [
+        "--data",
+        "mixture1d",
+        "--schedule",
+        "constant:0.04",
+        "--n",
+        "500",
+    ];
+    let mut commands: Vec<Vec<&str>> = vec![
+        [&["forward"][..], &base].concat(),
+        [&["forward", "--closed-form"][..], &base].concat(),
+        vec!["langevin", "--chains", "300", "--steps", "100"],
+        vec!["metropolis", "--chains", "300", "--steps", "100"],
+    ];
+    for sampler in SAMPLERS {
+        commands.push([&["undiffuse", "--prior", "normal"][..], &base, sampler].concat());
+    }
+    for (i, c) in commands.iter().enumerate() {
+        let a = run(&format!("{i}-a"), &[&c[..], &["--seed", "7"]].concat());
+        let b = run(&format!("{i}-b"), &[&c[..], &["--seed", "7"]].concat());
+        assert!(a == b, "{c:?}: same seed, different bytes");
+        let other = run(&format!("{i}-c"), &[&c[..], &["--seed", "8"]].concat());
+        assert!(a != other, "{c:?}: another seed, same bytes");
+        if c[0] == "forward" || c[0] == "undiffuse" {
+            let batched = run(
+                &format!("{i}-d"),
+                &[&c[..], &["--seed", "7", "--batch", "77"]].concat(),
+            );
+            assert!(a == batched, "{c:?}: batches of 77 changed the samples");
+        }
+    }
+}
+
+/// Acceptance 2: step by step and closed form give the same law at every T, and both are
+/// N(sqrt(ab_T) x0, 1 - ab_T) for a point mass.
+#[test]
+fn closed_form_and_step_by_step_agree_at_every_t() {
+    let dir = tmp("forward");
+    for t in ["1", "10", "50", "125", "200"] {
+        let (a, b) = (dir.join(format!("s{t}")), dir.join(format!("c{t}")));
+        let base = [
+            "forward",
+            "--data",
+            "delta:0.4",
+            "--steps",
+            "200",
+            "--to",
+            t,
+            "--n",
+            "10000",
+        ];
+        ok(&[&base[..], &["--out", s(&a)]].concat());
+        ok(&[&base[..], &["--closed-form", "--seed", "1", "--out", s(&b)]].concat());
+        let (x, y) = (samples(&a), samples(&b));
+        let p = ks_two_sample(&x, &y).p_value;
+        assert!(p > LEVEL, "T = {t}: two-sample KS p = {p}");
+        let ab = summary(&a)["alpha_bar"].as_f64().unwrap();
+        let (m, sd) = (ab.sqrt() * 0.4, (1.0 - ab).sqrt());
+        for (name, v) in [("step", &x), ("closed", &y)] {
+            let p = ks_one_sample(v, |z| normal_cdf((z - m) / sd)).p_value;
+            assert!(
+                p > LEVEL,
+                "T = {t}, {name}: KS against the closed form p = {p}"
+            );
+        }
+    }
+}
+
+/// Acceptance 3: a point mass comes back exactly; a GMM file comes back with its weights and
+/// widths (KS against the true CDF), with each sampler, from q_T and from N(0, 1).
+#[test]
+fn undiffusion_recovers_point_masses_and_a_gmm_file() {
+    let dir = tmp("undiffuse");
+    let (gmm, cdf) = write_gmm(&dir);
+    let gmm = format!("gmm:{}", s(&gmm));
+    for (i, sampler) in SAMPLERS.iter().enumerate() {
+        let out = dir.join(format!("delta{i}"));
+        ok(&[
+            &[
+                "undiffuse",
+                "--data",
+                "delta:0.4",
+                "--n",
+                "2000",
+                "--out",
+                s(&out),
+            ][..],
+            sampler,
+        ]
+        .concat());
+        let worst = samples(&out)
+            .iter()
+            .map(|v| (v - 0.4).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "{sampler:?}: a sample ended {worst} from 0.4");
+        for (j, prior) in [
+            ["--steps", "200", "--prior", "diffused"],
+            ["--steps", "1000", "--prior", "normal"],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let out = dir.join(format!("gmm{i}-{j}"));
+            ok(&[
+                &[
+                    "undiffuse",
+                    "--data",
+                    &gmm,
+                    "--n",
+                    "10000",
+                    "--out",
+                    s(&out),
+                ][..],
+                sampler,
+                prior,
+            ]
+            .concat());
+            let p = ks_one_sample(&samples(&out), &cdf).p_value;
+            assert!(p > LEVEL, "{sampler:?} {prior:?}: KS p = {p}");
+        }
+    }
+}
+
+/// Acceptance 4: undiffusing from T to B gives the law of diffusing from 0 to B, at every B.
+#[test]
+fn undiffusing_to_b_matches_diffusing_to_b() {
+    let dir = tmp("to-b");
+    let (gmm, _) = write_gmm(&dir);
+    let gmm = format!("gmm:{}", s(&gmm));
+    for b in ["199", "150", "100", "50", "10", "1"] {
+        let fwd = dir.join(format!("f{b}"));
+        ok(&[
+            "forward",
+            "--data",
+            &gmm,
+            "--to",
+            b,
+            "--n",
+            "10000",
+            "--closed-form",
+            "--seed",
+            "3",
+            "--out",
+            s(&fwd),
+        ]);
+        let reference = samples(&fwd);
+        for (i, sampler) in SAMPLERS.iter().enumerate() {
+            let out = dir.join(format!("u{b}-{i}"));
+            ok(&[
+                &[
+                    "undiffuse",
+                    "--data",
+                    &gmm,
+                    "--from",
+                    "200",
+                    "--to",
+                    b,
+                    "--n",
+                    "10000",
+                    "--out",
+                    s(&out),
+                ][..],
+                sampler,
+            ]
+            .concat());
+            let p = ks_two_sample(&samples(&out), &reference).p_value;
+            assert!(p > LEVEL, "B = {b}, {sampler:?}: two-sample KS p = {p}");
+        }
+    }
+}
+
+#[test]
+fn eval_accepts_the_right_law_and_rejects_a_wrong_one() {
+    let dir = tmp("eval");
+    let good = dir.join("good");
+    ok(&[
+        "undiffuse",
+        "--data",
+        "8gaussians",
+        "--steps",
+        "500",
+        "--prior",
+        "normal",
+        "--sampler",
+        "ode",
+        "--n",
+        "4000",
+        "--out",
+        s(&good),
+    ]);
+    let e = dir.join("e1");
+    ok(&[
+        "eval",
+        "--samples",
+        s(&good.join("samples.csv")),
+        "--data",
+        "8gaussians",
+        "--out",
+        s(&e),
+    ]);
+    let p = summary(&e)["ks_p_bonferroni"].as_f64().unwrap();
+    assert!(p > LEVEL, "8gaussians: Bonferroni KS p = {p}");
+    let e2 = dir.join("e2");
+    ok(&[
+        "eval",
+        "--samples",
+        s(&good.join("samples.csv")),
+        "--data",
+        "moons",
+        "--out",
+        s(&e2),
+    ]);
+    let v = summary(&e2);
+    assert!(v["ks_two_sample_min_p"].as_f64().unwrap() < 1e-6);
+    assert!(
+        v["energy_distance"].as_f64().unwrap() > summary(&e)["energy_distance"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn the_tour_writes_a_page_with_every_figure() {
+    let dir = tmp("tour");
+    ok(&["tour", "--quick", "--out", s(&dir)]);
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let mut figures = 0;
+    for part in html.split("<img src=\"").skip(1) {
+        let file = part.split('"').next().unwrap();
+        assert!(dir.join(file).exists(), "{file} is linked but missing");
+        figures += 1;
+    }
+    assert!(figures >= 30, "only {figures} figures");
+    for needle in [
+        "Langevin",
+        "Metropolis",
+        "heatmap.png",
+        "guess.png",
+        "compare.png",
+        "diffuse forward --data delta:0.4",
+    ] {
+        assert!(html.contains(needle), "index.html lacks {needle}");
+    }
+}
