@@ -29,16 +29,10 @@ impl Output {
 
     /// Records a number (or anything JSON) in summary.json.
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
-        let v: Value = value.into();
-        // JSON has no NaN or infinity: such a number is written as null.
-        let v = match v {
-            Value::Number(_) => v,
-            other => other,
-        };
-        self.summary.insert(key.to_string(), v);
+        self.summary.insert(key.to_string(), value.into());
     }
 
-    /// Records a float, as null when it is not finite.
+    /// Records a float; JSON has no NaN or infinity, so such a number is written as null.
     pub fn num(&mut self, key: &str, value: f64) {
         self.set(
             key,

@@ -152,7 +152,7 @@ fn plot(path: &std::path::Path, fig: &Figure, series: &[Series]) -> Result<()> {
     let yr = fig
         .y_range
         .unwrap_or_else(|| padded_range(all().map(|p| p.1)));
-    atomic_png(path, (900, 560), |tmp| {
+    atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (900, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)

@@ -68,7 +68,7 @@ pub fn heatmap(
     let (x0, x1) = map.x_range;
     let (y0, y1) = map.y_range;
     let (dx, dy) = ((x1 - x0) / nx as f64, (y1 - y0) / ny as f64);
-    atomic_png(path, (1000, 560), |tmp| {
+    atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (1000, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)

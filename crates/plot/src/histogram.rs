@@ -57,7 +57,7 @@ pub fn histogram(
         .y_range
         .unwrap_or((0.0, if top > 0.0 { top * 1.08 } else { 1.0 }));
     let w = (hi - lo) / bins as f64;
-    atomic_png(path, (900, 560), |tmp| {
+    atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (900, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)

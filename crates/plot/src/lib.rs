@@ -62,13 +62,11 @@ pub(crate) fn err(path: &std::path::Path, e: impl std::fmt::Display) -> PlotErro
 /// half-drawn figure where a good one was.
 pub(crate) fn atomic_png(
     path: &std::path::Path,
-    size: (u32, u32),
     draw: impl FnOnce(&std::path::Path) -> std::result::Result<(), String>,
 ) -> Result<()> {
     ensure_font();
     let tmp = path.with_extension("tmp.png");
     draw(&tmp).map_err(|e| err(path, e))?;
-    let _ = size;
     std::fs::rename(&tmp, path).map_err(|e| err(path, e))
 }
 

@@ -25,7 +25,7 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
     let d = data.dim();
     let mut out = Output::new(a.common.out.as_deref(), "forward")?;
     let noise = NoiseSource::new(a.common.seed);
-    let dev = device::cpu();
+    let dev = device::default_device();
     let k = p.trajectories.min(n);
     let (mut x0_all, mut stepped, mut jumped) = (vec![], vec![], vec![]);
     let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; if d == 1 { k } else { 0 }];

@@ -87,7 +87,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     let start = a.start.as_deref().map(|s| parse_start(s, d)).transpose()?;
     let sampler = sampler(a, from - a.to)?;
     let noise = NoiseSource::new(a.common.seed);
-    let dev = device::cpu();
+    let dev = device::default_device();
     let exact = data.exact(a.reference, &noise)?;
     let den = exact.denoiser(&dev);
     let mut out = Output::new(a.common.out.as_deref(), "undiffuse")?;
@@ -366,7 +366,7 @@ fn guess_plot(
     let (lo, hi) = diffuse_plot::padded_range(x.iter().chain(reference).copied());
     let (lo, hi) = (lo.min(-3.0), hi.max(3.0));
     let xs = grid(lo, hi, 300);
-    let dev = device::cpu();
+    let dev = device::default_device();
     let xt = from_flat(&xs, xs.len(), 1, &dev);
     let mut series = vec![];
     let mut steps: Vec<usize> = [from, from * 3 / 4, from / 2, from / 4, from / 10, 1]
