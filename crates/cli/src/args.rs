@@ -125,26 +125,33 @@ pub struct ForwardArgs {
     pub common: Common,
 }
 
-/// Reverse samplers.
+/// Reverse samplers, by the names the community knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SamplerName {
-    /// DDPM ancestral sampling on the schedule's steps.
+    /// DDPM ancestral sampling on every step of the schedule.
     Ddpm,
+    /// DDIM on --nfe of the schedule's steps (--eta 0 deterministic, 1 DDPM-like).
+    Ddim,
+    /// Euler steps of the probability-flow ODE on a sigma grid.
+    Euler,
+    /// Euler steps with ancestral noise (--eta).
+    EulerAncestral,
+    /// Heun's second-order method (EDM Algorithm 1; --churn for Algorithm 2).
+    Heun,
+    /// Linear multistep of order 4 (Stable Diffusion's original sampler).
+    Lms,
+    /// DPM-Solver++(2M).
+    #[value(name = "dpmpp-2m")]
+    DpmPP2M,
+    /// DPM-Solver++(3M).
+    #[value(name = "dpmpp-3m")]
+    DpmPP3M,
+    /// UniPC (bh2, order 2).
+    Unipc,
     /// The reverse SDE by Euler-Maruyama.
     Sde,
-    /// The probability-flow ODE.
+    /// The probability-flow ODE by an adaptive Dormand-Prince solver (--tol).
     Ode,
-}
-
-/// Solvers of the probability-flow ODE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverName {
-    /// Adaptive Dormand-Prince 5(4).
-    Rk45,
-    /// Heun's second-order method (EDM Algorithm 1).
-    Heun,
-    /// Euler's method.
-    Euler,
 }
 
 /// Where the reverse process starts.
@@ -188,11 +195,20 @@ pub struct UndiffuseArgs {
     /// DDPM's step variance.
     #[arg(long, value_enum, default_value_t = VarianceName::Posterior)]
     pub variance: VarianceName,
-    /// ODE solver.
-    #[arg(long, value_enum, default_value_t = SolverName::Rk45)]
-    pub solver: SolverName,
-    /// Steps of the SDE or of a fixed-step ODE solver (default: 4 per schedule step for the
-    /// SDE, 1 for the ODE).
+    /// Denoiser evaluations for the fixed-step samplers (default 50; ddpm always uses every step).
+    #[arg(long)]
+    pub nfe: Option<usize>,
+    /// Grid: karras[:RHO], exponential, logsnr, uniform (in t), or the model's own steps spaced
+    /// leading, trailing or linspace (default: karras; trailing for ddim).
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Noise of ddim and euler-ancestral (ddim default 0, euler-ancestral default 1).
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// EDM's S_churn for heun (0: deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Steps of the SDE (default: 4 per schedule step).
     #[arg(long)]
     pub grid_steps: Option<usize>,
     /// Tolerance (relative and absolute) of the adaptive ODE solver.

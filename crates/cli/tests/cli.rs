@@ -62,11 +62,12 @@ fn write_gmm(dir: &Path) -> (PathBuf, impl Fn(f64) -> f64) {
     })
 }
 
-const SAMPLERS: [&[&str]; 4] = [
+const SAMPLERS: [&[&str]; 5] = [
     &["--sampler", "ddpm"],
     &["--sampler", "sde"],
     &["--sampler", "ode"],
-    &["--sampler", "ode", "--solver", "heun"],
+    &["--sampler", "heun", "--grid", "uniform", "--nfe", "399"],
+    &["--sampler", "dpmpp-2m", "--grid", "uniform", "--nfe", "200"],
 ];
 
 #[test]

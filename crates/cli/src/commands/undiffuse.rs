@@ -2,10 +2,13 @@
 //! `Undiffuse` with the ideal `GuessZ`; seed 004's reverse SDE and probability-flow ODE).
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 use diffuse_core::metrics::{
     chi_square, energy_distance, ks_one_sample, ks_two_sample, project, unit_direction,
 };
-use diffuse_core::samplers::{self, BatchNoise, OdeMethod, Sampler, Variance, level_at_step};
+use diffuse_core::samplers::{
+    self, BatchNoise, Churn, GridKind, OdeMethod, Sampler, SigmaMethod, Variance, level_at_step,
+};
 use diffuse_core::tensor::{from_flat, to_vec};
 use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device, forward};
 use diffuse_plot::{Figure, Hist, Series, lines};
@@ -13,41 +16,95 @@ use diffuse_plot::{Figure, Hist, Series, lines};
 use super::figures::{grid, histogram_with_theory, paths, scatter_vs};
 use super::forward::density_map;
 use super::{batches, dataset, done, positive, schedule};
-use crate::args::{PriorName, SamplerName, SolverName, UndiffuseArgs, VarianceName};
+use crate::args::{PriorName, SamplerName, UndiffuseArgs, VarianceName};
 use crate::output::Output;
+
+fn sampler_name(a: &UndiffuseArgs) -> String {
+    a.sampler
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
 
 /// Samples on which an adaptive solver chooses the steps every batch then takes.
 const PILOT: usize = 256;
 
 fn sampler(a: &UndiffuseArgs, span: usize) -> Result<Sampler> {
-    let grid = |default: usize| match a.grid_steps {
-        Some(0) => bail!("--grid-steps must be at least 1 (got 0)"),
-        Some(g) => Ok(g),
-        None => Ok(default.max(1)),
+    let nfe = match a.nfe {
+        Some(0) => bail!("--nfe must be at least 1 (got 0)"),
+        Some(n) => n,
+        None => 50.min(span.max(1) * 2),
+    };
+    let grid_name = a.grid.clone().unwrap_or_else(|| {
+        if a.sampler == SamplerName::Ddim {
+            "trailing"
+        } else {
+            "karras"
+        }
+        .into()
+    });
+    let grid = GridKind::parse(&grid_name).context("--grid")?;
+    let eta = |default: f64| -> Result<f64> {
+        let e = a.eta.unwrap_or(default);
+        if !(e.is_finite() && e >= 0.0) {
+            bail!("--eta must be a non-negative number (got {e})");
+        }
+        Ok(e)
+    };
+    let sigma = |method: SigmaMethod, steps: usize| Sampler::Sigma {
+        method,
+        grid,
+        steps: steps.max(1),
     };
     Ok(match a.sampler {
         SamplerName::Ddpm => Sampler::Ddpm(match a.variance {
             VarianceName::Posterior => Variance::Posterior,
             VarianceName::Beta => Variance::Beta,
         }),
+        SamplerName::Ddim => {
+            let GridKind::Timesteps(spacing) = grid else {
+                bail!(
+                    "--grid {grid_name}: ddim runs on the model's own steps (leading, trailing or linspace)"
+                );
+            };
+            Sampler::Ddim {
+                eta: eta(0.0)?,
+                spacing,
+                steps: nfe.min(span.max(1)),
+            }
+        }
+        SamplerName::Euler => sigma(SigmaMethod::Euler, nfe),
+        SamplerName::EulerAncestral => sigma(SigmaMethod::EulerAncestral { eta: eta(1.0)? }, nfe),
+        // Heun: two evaluations a step, one on the last step to sigma = 0.
+        SamplerName::Heun => {
+            let churn = Churn {
+                s_churn: a.churn,
+                ..Churn::default()
+            };
+            sigma(
+                SigmaMethod::Heun(churn),
+                if a.to == 0 { nfe.div_ceil(2) } else { nfe / 2 },
+            )
+        }
+        SamplerName::Lms => sigma(SigmaMethod::Lms { order: 4 }, nfe),
+        SamplerName::DpmPP2M => sigma(SigmaMethod::DpmPP2M, nfe),
+        SamplerName::DpmPP3M => sigma(SigmaMethod::DpmPP3M, nfe),
+        SamplerName::Unipc => sigma(SigmaMethod::UniPc, nfe),
         SamplerName::Sde => Sampler::Sde {
-            steps: grid(4 * span)?,
+            steps: match a.grid_steps {
+                Some(0) => bail!("--grid-steps must be at least 1 (got 0)"),
+                Some(g) => g,
+                None => 4 * span.max(1),
+            },
         },
         SamplerName::Ode => {
             if !(a.tol.is_finite() && a.tol > 0.0) {
                 bail!("--tol must be a positive number");
             }
-            let method = match a.solver {
-                SolverName::Rk45 => OdeMethod::Rk45 {
+            Sampler::Ode {
+                method: OdeMethod::Rk45 {
                     rtol: a.tol,
                     atol: a.tol,
                 },
-                SolverName::Heun => OdeMethod::Heun,
-                SolverName::Euler => OdeMethod::Euler,
-            };
-            Sampler::Ode {
-                method,
-                steps: grid(span)?,
             }
         }
     })
@@ -169,20 +226,30 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     out.set("data", p.data.clone());
     out.set("schedule", sched.name());
     out.set("steps", p.steps);
-    out.set("sampler", format!("{:?}", a.sampler).to_lowercase());
+    out.set("sampler", sampler_name(a));
     match &sampler {
         Sampler::Ddpm(v) => out.set("variance", format!("{v:?}").to_lowercase()),
         Sampler::Sde { steps } => out.set("grid_steps", *steps),
-        Sampler::Ode { method, steps } => {
-            out.set("solver", format!("{:?}", a.solver).to_lowercase());
-            match method {
-                OdeMethod::Dopri5(grid) => {
-                    out.num("tol", a.tol);
-                    out.set("adaptive_steps", grid.len() - 1);
-                }
-                _ => out.set("grid_steps", *steps),
-            }
+        Sampler::Ode {
+            method: OdeMethod::Dopri5(grid),
+        } => {
+            out.num("tol", a.tol);
+            out.set("adaptive_steps", grid.len() - 1);
         }
+        Sampler::Ddim {
+            eta,
+            spacing,
+            steps,
+        } => {
+            out.num("eta", *eta);
+            out.set("grid", format!("{spacing:?}").to_lowercase());
+            out.set("grid_steps", *steps);
+        }
+        Sampler::Sigma { grid, steps, .. } => {
+            out.set("grid", format!("{grid:?}").to_lowercase());
+            out.set("grid_steps", *steps);
+        }
+        Sampler::Ode { .. } => {}
     }
     out.set("from", from);
     out.set("to", a.to);

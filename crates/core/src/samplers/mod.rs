@@ -2,15 +2,22 @@
 //! [`Denoiser`](crate::denoiser::Denoiser) for its prediction and never knows whether it is exact
 //! or learned. Progress and trajectories leave through a callback; samplers never print.
 
+mod ddim;
 mod ddpm;
+pub mod grid;
+pub mod karras;
 mod ode;
 mod sde;
+pub mod sigma;
 
 use std::ops::Range;
 
 use burn::tensor::{Device, Tensor};
 
+pub use ddim::ddim;
 pub use ddpm::{Variance, ddpm};
+pub use grid::{GridKind, Spacing, sigma_grid};
+pub use karras::Churn;
 pub use ode::{OdeMethod, OdeStats, probability_flow};
 pub use sde::reverse_sde;
 
@@ -94,23 +101,82 @@ pub fn level_at_sigma(schedule: &Schedule, sigma: f64) -> Level {
     }
 }
 
+/// A sampler of the noise-level view, over a sigma grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SigmaMethod {
+    /// Euler steps of the probability-flow ODE.
+    Euler,
+    /// Euler steps with ancestral noise of strength eta.
+    EulerAncestral {
+        /// 1 for the full ancestral step, 0 for Euler.
+        eta: f64,
+    },
+    /// Heun (EDM Algorithm 1, or 2 with churn).
+    Heun(Churn),
+    /// Linear multistep of order 1 to 4.
+    Lms {
+        /// The order (Stable Diffusion used 4).
+        order: usize,
+    },
+    /// DPM-Solver++(2M).
+    DpmPP2M,
+    /// DPM-Solver++(3M).
+    DpmPP3M,
+    /// UniPC, order 2, bh2.
+    UniPc,
+}
+
 /// A reverse sampler and its settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sampler {
-    /// DDPM ancestral sampling on the schedule's own steps.
+    /// DDPM ancestral sampling on every step of the schedule.
     Ddpm(Variance),
+    /// DDIM on `steps` of the schedule's steps spaced as diffusers spaces them.
+    Ddim {
+        /// 0: deterministic; 1: DDPM-like.
+        eta: f64,
+        /// How the steps are chosen.
+        spacing: Spacing,
+        /// Number of steps (= evaluations).
+        steps: usize,
+    },
     /// The reverse SDE by Euler-Maruyama in `steps` steps.
     Sde {
         /// Number of Euler-Maruyama steps.
         steps: usize,
     },
-    /// The probability-flow ODE.
+    /// The probability-flow ODE by an adaptive or a replayed Dormand-Prince solve.
     Ode {
         /// The integrator.
         method: OdeMethod,
-        /// Steps for the fixed-step integrators.
+    },
+    /// A sampler of the noise-level view on a sigma grid of `steps` steps.
+    Sigma {
+        /// The update.
+        method: SigmaMethod,
+        /// The grid family.
+        grid: GridKind,
+        /// Number of steps.
         steps: usize,
     },
+}
+
+/// The schedule steps DDIM visits: `n` of the steps between `from` and `to`, spaced as diffusers
+/// does over that span, then `to`.
+pub fn ddim_steps(spacing: Spacing, from: usize, to: usize, n: usize) -> crate::Result<Vec<usize>> {
+    let span = from.saturating_sub(to);
+    if n == 0 || n > span {
+        return crate::error::invalid(format!(
+            "DDIM needs 1 to {span} steps between {from} and {to} (got {n})"
+        ));
+    }
+    let mut steps: Vec<usize> = grid::diffusers_timesteps(spacing, span, n)
+        .into_iter()
+        .map(|tau| to + tau + 1)
+        .collect();
+    steps.dedup();
+    steps.push(to);
+    Ok(steps)
 }
 
 /// Runs `sampler` from whole step `from` (x = x_from) down to step `to`; returns x_to and the
@@ -130,6 +196,15 @@ pub fn run(
             let x = ddpm(denoiser, schedule, x, from, to, *variance, noise, callback)?;
             Ok((x, from.saturating_sub(to)))
         }
+        Sampler::Ddim {
+            eta,
+            spacing,
+            steps,
+        } => {
+            let steps = ddim_steps(*spacing, from, to, *steps)?;
+            let x = ddim(denoiser, schedule, x, &steps, *eta, noise, callback)?;
+            Ok((x, steps.len() - 1))
+        }
         Sampler::Sde { steps } => {
             let x = reverse_sde(
                 denoiser,
@@ -143,7 +218,7 @@ pub fn run(
             )?;
             Ok((x, *steps))
         }
-        Sampler::Ode { method, steps } => {
+        Sampler::Ode { method } => {
             let (x, stats) = probability_flow(
                 denoiser,
                 schedule,
@@ -151,10 +226,33 @@ pub fn run(
                 from as f64,
                 to as f64,
                 method,
-                *steps,
                 callback,
             )?;
             Ok((x, stats.nfe))
+        }
+        Sampler::Sigma {
+            method,
+            grid,
+            steps,
+        } => {
+            crate::denoiser::check_dim(&x, denoiser.dim())?;
+            let sigmas = sigma_grid(*grid, schedule, from, to, *steps)?;
+            let model = sigma::SigmaDenoiser::new(denoiser, schedule);
+            let x = sigma::to_ve(x, sigmas[0]);
+            let x = match method {
+                SigmaMethod::Euler => karras::euler(&model, x, &sigmas, callback)?,
+                SigmaMethod::EulerAncestral { eta } => {
+                    karras::euler_ancestral(&model, x, &sigmas, *eta, noise, callback)?
+                }
+                SigmaMethod::Heun(churn) => {
+                    karras::heun(&model, x, &sigmas, *churn, noise, callback)?
+                }
+                SigmaMethod::Lms { order } => karras::lms(&model, x, &sigmas, *order, callback)?,
+                SigmaMethod::DpmPP2M => karras::dpmpp_2m(&model, x, &sigmas, callback)?,
+                SigmaMethod::DpmPP3M => karras::dpmpp_3m(&model, x, &sigmas, callback)?,
+                SigmaMethod::UniPc => karras::unipc(&model, x, &sigmas, callback)?,
+            };
+            Ok((sigma::to_vp(&x, sigmas[sigmas.len() - 1]), model.nfe()))
         }
     }
 }
@@ -174,7 +272,6 @@ pub fn fix_grid(
     match sampler {
         Sampler::Ode {
             method: method @ OdeMethod::Rk45 { .. },
-            steps,
         } => {
             let (_, stats) = probability_flow(
                 denoiser,
@@ -183,12 +280,10 @@ pub fn fix_grid(
                 from as f64,
                 to as f64,
                 method,
-                *steps,
                 &mut silent,
             )?;
             Ok(Sampler::Ode {
                 method: OdeMethod::Dopri5(stats.sigmas),
-                steps: *steps,
             })
         }
         other => Ok(other.clone()),
@@ -200,3 +295,6 @@ pub fn silent(_: &Event) {}
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod order_tests;

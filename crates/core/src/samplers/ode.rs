@@ -5,7 +5,8 @@
 
 use burn::tensor::Tensor;
 
-use super::{Event, level_at_sigma};
+use super::Event;
+use super::sigma::SigmaDenoiser;
 use crate::denoiser::{Denoiser, Prediction, check_dim};
 use crate::error::{CoreError, Result, invalid};
 use crate::schedule::Schedule;
@@ -13,10 +14,6 @@ use crate::schedule::Schedule;
 /// How to integrate the probability-flow ODE.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OdeMethod {
-    /// Euler on a grid uniform in t (the DDIM eta = 0 update in disguise).
-    Euler,
-    /// Heun's second-order method on a grid uniform in t (EDM Algorithm 1).
-    Heun,
     /// Adaptive Dormand-Prince 5(4) with relative and absolute tolerances. The step sizes
     /// depend on the whole batch; [`super::fix_grid`] turns them into a [`OdeMethod::Dopri5`] grid.
     Rk45 {
@@ -47,22 +44,10 @@ pub struct OdeStats {
 /// is the Euler step x~ <- D(x~, sigma_stop).
 const SIGMA_STOP: f64 = 1e-3;
 
-struct Flow<'a> {
-    denoiser: &'a dyn Denoiser,
-    schedule: &'a Schedule,
-    nfe: usize,
-}
-
-impl Flow<'_> {
-    /// eps at (x~, sigma), and the prediction it came from.
-    fn eps(&mut self, x_tilde: &Tensor<2>, sigma: f64) -> Result<(Tensor<2>, Prediction)> {
-        let level = level_at_sigma(self.schedule, sigma);
-        let pred = self
-            .denoiser
-            .predict(&(x_tilde.clone() * level.signal()), level)?;
-        self.nfe += 1;
-        Ok((pred.eps(), pred))
-    }
+/// eps at (x~, sigma), with the prediction it came from.
+fn eps(model: &SigmaDenoiser, x_tilde: &Tensor<2>, sigma: f64) -> Result<(Tensor<2>, Prediction)> {
+    let pred = model.predict(x_tilde, sigma)?;
+    Ok((pred.eps(), pred))
 }
 
 fn vp(x_tilde: &Tensor<2>, sigma: f64) -> Tensor<2> {
@@ -70,8 +55,8 @@ fn vp(x_tilde: &Tensor<2>, sigma: f64) -> Tensor<2> {
 }
 
 /// Integrates the probability-flow ODE from step-time `t_from` down to `t_to` (continuous, in
-/// schedule steps). Euler and Heun take `steps` steps uniform in t; RK45 chooses its own; Dopri5
-/// follows its grid. Returns x at `t_to` (variance-preserving scaling) and what the solve did.
+/// schedule steps). RK45 chooses its own steps; Dopri5 follows its grid. Returns x at `t_to`
+/// (variance-preserving scaling) and what the solve did.
 pub fn probability_flow(
     denoiser: &dyn Denoiser,
     schedule: &Schedule,
@@ -79,7 +64,6 @@ pub fn probability_flow(
     t_from: f64,
     t_to: f64,
     method: &OdeMethod,
-    steps: usize,
     callback: &mut dyn FnMut(&Event),
 ) -> Result<(Tensor<2>, OdeStats)> {
     check_dim(&x, denoiser.dim())?;
@@ -90,11 +74,7 @@ pub fn probability_flow(
     }
     let sigma = |t: f64| (1.0 / schedule.alpha_bar_at(t) - 1.0).max(0.0).sqrt();
     let (s0, s_end) = (sigma(t_from), sigma(t_to));
-    let mut flow = Flow {
-        denoiser,
-        schedule,
-        nfe: 0,
-    };
+    let flow = SigmaDenoiser::new(denoiser, schedule);
     let x_tilde = x * schedule.alpha_bar_at(t_from).sqrt().recip();
     let mut stats = OdeStats {
         sigmas: vec![s0],
@@ -119,32 +99,6 @@ pub fn probability_flow(
             });
         };
     let x_tilde = match method {
-        OdeMethod::Euler | OdeMethod::Heun => {
-            if steps == 0 {
-                return invalid("the ODE solver needs at least one step (steps = 0)");
-            }
-            let h = (t_from - t_to) / steps as f64;
-            let mut x_tilde = x_tilde;
-            for i in 0..steps {
-                let t_next = if i + 1 == steps {
-                    t_to
-                } else {
-                    t_from - (i + 1) as f64 * h
-                };
-                let (s, s_next) = (sigma(t_from - i as f64 * h), sigma(t_next));
-                let (d, pred) = flow.eps(&x_tilde, s)?;
-                let euler = x_tilde.clone() + d.clone() * (s_next - s);
-                // EDM Algorithm 1: the second-order correction, except on the last step to sigma = 0.
-                x_tilde = if *method == OdeMethod::Heun && s_next > 0.0 {
-                    let (d2, _) = flow.eps(&euler, s_next)?;
-                    x_tilde + (d + d2) * (0.5 * (s_next - s))
-                } else {
-                    euler
-                };
-                report(&mut stats, s_next, &x_tilde, &pred, steps);
-            }
-            x_tilde
-        }
         OdeMethod::Rk45 { rtol, atol } => {
             if !(*rtol > 0.0 && *atol > 0.0) {
                 return invalid("ODE tolerances must be positive");
@@ -158,12 +112,12 @@ pub fn probability_flow(
             let mut s = s0;
             let span = s_stop - s0; // negative: sigma decreases
             let mut h = span / 50.0;
-            let (mut k1, _) = flow.eps(&y, s)?;
+            let (mut k1, _) = eps(&flow, &y, s)?;
             while span != 0.0 && (s_stop - s) / span > 1e-12 {
                 if (s + h - s_stop) / span > 0.0 {
                     h = s_stop - s;
                 }
-                let step = dopri_step(&mut flow, &y, &k1, s, h)?;
+                let step = dopri_step(&flow, &y, &k1, s, h)?;
                 let scale = y.clone().abs().max_pair(step.y.clone().abs()) * *rtol + *atol;
                 let ratio = crate::tensor::to_vec(&(step.error / scale).square().mean())?[0].sqrt();
                 if !ratio.is_finite() {
@@ -186,7 +140,7 @@ pub fn probability_flow(
             }
             if s_end == 0.0 {
                 // The last step to sigma = 0 is the denoised estimate.
-                let (_, pred) = flow.eps(&y, s_stop)?;
+                let (_, pred) = eps(&flow, &y, s_stop)?;
                 y = pred.x0();
                 report(&mut stats, 0.0, &y, &pred, 0);
             }
@@ -204,15 +158,15 @@ pub fn probability_flow(
                 ));
             }
             let mut y = x_tilde;
-            let (mut k1, _) = flow.eps(&y, grid[0])?;
+            let (mut k1, _) = eps(&flow, &y, grid[0])?;
             for w in grid.windows(2) {
                 let (s, s_next) = (w[0], w[1]);
                 if s_next == 0.0 {
-                    let (_, pred) = flow.eps(&y, s)?;
+                    let (_, pred) = eps(&flow, &y, s)?;
                     y = pred.x0();
                     report(&mut stats, 0.0, &y, &pred, grid.len() - 1);
                 } else {
-                    let step = dopri_step(&mut flow, &y, &k1, s, s_next - s)?;
+                    let step = dopri_step(&flow, &y, &k1, s, s_next - s)?;
                     (y, k1) = (step.y, step.k7);
                     report(&mut stats, s_next, &y, &step.pred, grid.len() - 1);
                 }
@@ -220,7 +174,7 @@ pub fn probability_flow(
             y
         }
     };
-    stats.nfe = flow.nfe;
+    stats.nfe = flow.nfe();
     Ok((vp(&x_tilde, s_end), stats))
 }
 
@@ -276,7 +230,13 @@ struct DopriStep {
 }
 
 /// One Dormand-Prince step of size h from (s, y) with k1 = f(s, y).
-fn dopri_step(flow: &mut Flow, y: &Tensor<2>, k1: &Tensor<2>, s: f64, h: f64) -> Result<DopriStep> {
+fn dopri_step(
+    flow: &SigmaDenoiser,
+    y: &Tensor<2>,
+    k1: &Tensor<2>,
+    s: f64,
+    h: f64,
+) -> Result<DopriStep> {
     let mut k = vec![k1.clone()];
     for (stage, row) in A.iter().enumerate() {
         let mut yi = y.clone();
@@ -290,7 +250,7 @@ fn dopri_step(flow: &mut Flow, y: &Tensor<2>, k1: &Tensor<2>, s: f64, h: f64) ->
         } else {
             s + h
         };
-        let (ki, pred) = flow.eps(&yi, s_stage)?;
+        let (ki, pred) = eps(flow, &yi, s_stage)?;
         k.push(ki);
         if stage == A.len() - 1 {
             let error = E

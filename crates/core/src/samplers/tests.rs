@@ -10,17 +10,24 @@ use crate::tensor::{from_flat, to_vec};
 const N: u64 = 10_000;
 
 fn samplers(steps: usize) -> Vec<(&'static str, Sampler)> {
+    let sigma = |method| Sampler::Sigma {
+        method,
+        grid: GridKind::UniformTime,
+        steps,
+    };
     vec![
         ("ddpm", Sampler::Ddpm(Variance::Posterior)),
         ("ddpm-beta", Sampler::Ddpm(Variance::Beta)),
-        ("sde", Sampler::Sde { steps: 4 * steps }),
         (
-            "ode-heun",
-            Sampler::Ode {
-                method: OdeMethod::Heun,
+            "ddim-eta1",
+            Sampler::Ddim {
+                eta: 1.0,
+                spacing: Spacing::Linspace,
                 steps,
             },
         ),
+        ("sde", Sampler::Sde { steps: 4 * steps }),
+        ("ode-heun", sigma(SigmaMethod::Heun(Churn::default()))),
         (
             "ode-rk45",
             Sampler::Ode {
@@ -28,9 +35,9 @@ fn samplers(steps: usize) -> Vec<(&'static str, Sampler)> {
                     rtol: 1e-5,
                     atol: 1e-5,
                 },
-                steps,
             },
         ),
+        ("dpmpp-2m", sigma(SigmaMethod::DpmPP2M)),
     ]
 }
 
@@ -119,7 +126,6 @@ fn from_the_prior_every_sampler_recovers_a_2d_mixture_along_projections() {
     for (name, sampler) in samplers(250) {
         let batch = BatchNoise::new(noise, 0..N);
         let sampler = match sampler {
-            Sampler::Ddpm(_) => sampler,
             Sampler::Sde { .. } => Sampler::Sde { steps: 1000 },
             other => other,
         };
@@ -193,7 +199,7 @@ fn replaying_an_adaptive_grid_reproduces_the_adaptive_solve() {
         atol: 1e-5,
     };
     let (a, stats) =
-        probability_flow(&den, &s, x.clone(), 200.0, 0.0, &method, 0, &mut silent).unwrap();
+        probability_flow(&den, &s, x.clone(), 200.0, 0.0, &method, &mut silent).unwrap();
     let (b, replay) = probability_flow(
         &den,
         &s,
@@ -201,7 +207,6 @@ fn replaying_an_adaptive_grid_reproduces_the_adaptive_solve() {
         200.0,
         0.0,
         &OdeMethod::Dopri5(stats.sigmas.clone()),
-        0,
         &mut silent,
     )
     .unwrap();
