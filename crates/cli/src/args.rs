@@ -26,6 +26,8 @@ pub enum Command {
     Undiffuse(UndiffuseArgs),
     /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
     Eval(EvalArgs),
+    /// Exact log-likelihood of samples by the probability-flow ODE with the exact denoiser of --data.
+    Nll(NllArgs),
     /// Run every experiment and write an HTML page of figures, numbers and commands.
     Tour(TourArgs),
 }
@@ -236,6 +238,37 @@ pub struct EvalArgs {
     /// Largest sample used for the O(n^2) energy distance.
     #[arg(long, default_value_t = 4000)]
     pub max_energy_n: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse nll`.
+#[derive(Debug, Args, Clone)]
+pub struct NllArgs {
+    /// A CSV of points whose log-likelihood is wanted.
+    #[arg(long)]
+    pub samples: PathBuf,
+    /// The distribution whose exact denoiser defines the model.
+    #[arg(long)]
+    pub data: String,
+    /// Noise schedule (its last step must reach N(0, I): the prior).
+    #[arg(long, default_value = "linear:1e-4:0.02")]
+    pub schedule: String,
+    /// T, the number of steps of the schedule.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Hutchinson probes for the divergence (0: exact, by every coordinate).
+    #[arg(long, default_value_t = 0)]
+    pub probes: usize,
+    /// RK4 steps of the ODE in ln sigma.
+    #[arg(long, default_value_t = 200)]
+    pub ode_steps: usize,
+    /// Samples per batch; the answers do not depend on it.
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+    /// Size of the sample whose empirical distribution stands in for a toy data set.
+    #[arg(long, default_value_t = 2000)]
+    pub reference: usize,
     #[command(flatten)]
     pub common: Common,
 }

@@ -4,6 +4,7 @@ mod chains;
 mod eval;
 mod figures;
 mod forward;
+mod nll;
 mod tour;
 mod undiffuse;
 
@@ -19,6 +20,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Nll(a) => nll::run(&a),
         Command::Tour(a) => tour::run(&a),
     }
 }
