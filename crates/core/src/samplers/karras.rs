@@ -233,9 +233,9 @@ pub fn dpmpp_2m(
     Ok(x)
 }
 
-/// DPM-Solver++(3M): the third-order multistep update of Lu et al. (2022), eq. (third-order
-/// multistep with phi_2 = (e^{-h} - 1)/h + 1 and phi_3 = phi_2 / h - 1/2), as in k-diffusion's
-/// sample_dpmpp_3m_sde with eta = 0 and diffusers' third-order dpmsolver++.
+/// DPM-Solver++(3M): the third-order multistep update of Lu et al. (2022) with
+/// phi_2 = (e^{-h} - 1)/h + 1 and phi_3 = phi_2 / h - 1/2, started by a first-order and a
+/// DPM-Solver++(2M) step, as diffusers' third-order dpmsolver++ does.
 pub fn dpmpp_3m(
     model: &SigmaDenoiser,
     x: Tensor<2>,
@@ -267,8 +267,9 @@ pub fn dpmpp_3m(
                     x = x + dd1 * phi_2 - dd2 * phi_3;
                 }
                 [(d1, h1)] => {
+                    // The second-order start-up step is DPM-Solver++(2M)'s (diffusers' midpoint form).
                     let r = h1 / h;
-                    x = x + (denoised.clone() - d1.clone()) / r * phi_2;
+                    x = x - (denoised.clone() - d1.clone()) / r * (0.5 * (-h).exp_m1());
                 }
                 [] => {}
             }

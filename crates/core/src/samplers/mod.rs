@@ -298,3 +298,6 @@ mod tests;
 
 #[cfg(test)]
 mod order_tests;
+
+#[cfg(test)]
+mod reference_tests;
