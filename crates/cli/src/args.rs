@@ -26,6 +26,8 @@ pub enum Command {
     Undiffuse(UndiffuseArgs),
     /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
     Eval(EvalArgs),
+    /// Error against evaluations for each sampler, on a distribution with an exact denoiser.
+    Converge(ConvergeArgs),
     /// Exact log-likelihood of samples by the probability-flow ODE with the exact denoiser of --data.
     Nll(NllArgs),
     /// Run every experiment and write an HTML page of figures, numbers and commands.
@@ -174,26 +176,12 @@ pub enum VarianceName {
     Beta,
 }
 
-/// `diffuse undiffuse`.
+/// Which reverse sampler, and its settings.
 #[derive(Debug, Args, Clone)]
-pub struct UndiffuseArgs {
-    #[command(flatten)]
-    pub diffusion: DiffusionArgs,
+pub struct SamplerArgs {
     /// The reverse sampler.
     #[arg(long, value_enum, default_value_t = SamplerName::Ddpm)]
     pub sampler: SamplerName,
-    /// Start at step A (default T).
-    #[arg(long)]
-    pub from: Option<usize>,
-    /// Stop at step B.
-    #[arg(long, default_value_t = 0)]
-    pub to: usize,
-    /// What x_A is.
-    #[arg(long, value_enum, default_value_t = PriorName::Diffused)]
-    pub prior: PriorName,
-    /// Start every sample at this point instead (comma-separated coordinates).
-    #[arg(long, allow_hyphen_values = true)]
-    pub start: Option<String>,
     /// DDPM's step variance.
     #[arg(long, value_enum, default_value_t = VarianceName::Posterior)]
     pub variance: VarianceName,
@@ -216,6 +204,27 @@ pub struct UndiffuseArgs {
     /// Tolerance (relative and absolute) of the adaptive ODE solver.
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+}
+
+/// `diffuse undiffuse`.
+#[derive(Debug, Args, Clone)]
+pub struct UndiffuseArgs {
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
+    /// Start at step A (default T).
+    #[arg(long)]
+    pub from: Option<usize>,
+    /// Stop at step B.
+    #[arg(long, default_value_t = 0)]
+    pub to: usize,
+    /// What x_A is.
+    #[arg(long, value_enum, default_value_t = PriorName::Diffused)]
+    pub prior: PriorName,
+    /// Start every sample at this point instead (comma-separated coordinates).
+    #[arg(long, allow_hyphen_values = true)]
+    pub start: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplerArgs,
     /// Size of the sample whose empirical distribution stands in for a toy data set.
     #[arg(long, default_value_t = 2000)]
     pub reference: usize,
@@ -266,6 +275,41 @@ pub struct NllArgs {
     /// Samples per batch; the answers do not depend on it.
     #[arg(long, default_value_t = 2000)]
     pub batch: usize,
+    /// Size of the sample whose empirical distribution stands in for a toy data set.
+    #[arg(long, default_value_t = 2000)]
+    pub reference: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse converge`.
+#[derive(Debug, Args, Clone)]
+pub struct ConvergeArgs {
+    /// The distribution (its exact denoiser drives every sampler).
+    #[arg(long, default_value = "8gaussians")]
+    pub data: String,
+    /// Noise schedule.
+    #[arg(long, default_value = "linear:1e-4:0.02")]
+    pub schedule: String,
+    /// T, the number of steps of the schedule.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Samplers to compare (comma-separated names as for undiffuse --sampler).
+    #[arg(
+        long,
+        default_value = "euler,heun,ddim,lms,dpmpp-2m,dpmpp-3m,unipc",
+        value_delimiter = ','
+    )]
+    pub samplers: Vec<SamplerName>,
+    /// Evaluation budgets (comma-separated).
+    #[arg(long, default_value = "5,10,20,40,80", value_delimiter = ',')]
+    pub nfe: Vec<usize>,
+    /// Sigma grid of the sigma samplers (ddim uses trailing timesteps).
+    #[arg(long, default_value = "exponential")]
+    pub grid: String,
+    /// Samples per run.
+    #[arg(long, default_value_t = 2000)]
+    pub n: usize,
     /// Size of the sample whose empirical distribution stands in for a toy data set.
     #[arg(long, default_value_t = 2000)]
     pub reference: usize,

@@ -469,3 +469,86 @@ fn the_tour_writes_a_page_with_every_figure() {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }
 }
+
+/// Issue 4, acceptance 4: the ODE likelihood of Gaussian-mixture samples with the mixture's exact
+/// denoiser is their true mean log-density within 0.02 nats per dimension.
+#[test]
+fn nll_of_a_mixture_matches_its_log_density() {
+    let dir = tmp("nll");
+    let g = dir.join("g.json");
+    std::fs::write(
+        &g,
+        r#"{"weights":[0.3,0.7],"means":[[-2,0.5],[1.5,-1]],"stds":[0.3,0.6]}"#,
+    )
+    .unwrap();
+    let spec = format!("gmm:{}", s(&g));
+    let samples = dir.join("x");
+    ok(&[
+        "forward",
+        "--data",
+        &spec,
+        "--to",
+        "0",
+        "--n",
+        "1000",
+        "--trajectories",
+        "0",
+        "--out",
+        s(&samples),
+    ]);
+    for probes in ["0", "4"] {
+        let out = dir.join(format!("nll{probes}"));
+        ok(&[
+            "nll",
+            "--data",
+            &spec,
+            "--samples",
+            s(&samples.join("samples.csv")),
+            "--probes",
+            probes,
+            "--out",
+            s(&out),
+        ]);
+        let v = summary(&out);
+        let err = v["error_nats_per_dim"].as_f64().unwrap();
+        // Hutchinson's estimate adds its own noise: allow 4 of its standard errors on top.
+        let slack = if probes == "0" {
+            0.0
+        } else {
+            4.0 * v["stderr"].as_f64().unwrap()
+        };
+        assert!(
+            err.abs() < 0.02 + slack,
+            "probes {probes}: {err} nats/dim off"
+        );
+        assert!(v["bits_per_dim"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn converge_reports_orders_for_every_sampler() {
+    let dir = tmp("converge");
+    ok(&[
+        "converge",
+        "--data",
+        "mixture1d",
+        "--schedule",
+        "constant:0.04",
+        "--steps",
+        "200",
+        "--nfe",
+        "10,20,40",
+        "--n",
+        "300",
+        "--out",
+        s(&dir),
+    ]);
+    let v = summary(&dir);
+    let samplers = v["samplers"].as_object().unwrap();
+    assert_eq!(samplers.len(), 7);
+    for (name, r) in samplers {
+        assert_eq!(r["nfe"].as_array().unwrap().len(), 3, "{name}");
+        assert!(r["order"].as_f64().unwrap().is_finite(), "{name}");
+    }
+    assert!(dir.join("orders.png").exists() && dir.join("energy.png").exists());
+}

@@ -198,9 +198,28 @@ pub fn chi_square(counts: &[usize], probs: &[f64]) -> (f64, f64) {
     (stat, 1.0 - normal_cdf(z))
 }
 
+/// The least-squares slope of ln(y) against ln(x): for errors against evaluations, minus the
+/// observed order of convergence.
+pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
+    let xs: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    let ys: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(&ys).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let var: f64 = xs.iter().map(|a| (a - mx) * (a - mx)).sum();
+    cov / var
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loglog_slope_of_a_power_law_is_its_exponent() {
+        let x = [10.0, 20.0, 40.0, 80.0];
+        let y: Vec<f64> = x.iter().map(|v: &f64| 3.0 * v.powf(-2.5)).collect();
+        assert!((loglog_slope(&x, &y) + 2.5).abs() < 1e-12);
+    }
 
     #[test]
     fn normal_cdf_known_values() {

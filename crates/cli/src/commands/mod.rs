@@ -1,6 +1,7 @@
 //! One module per subcommand; each reads its inputs, calls the library, and writes outputs.
 
 mod chains;
+mod converge;
 mod eval;
 mod figures;
 mod forward;
@@ -20,6 +21,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Converge(a) => converge::run(&a),
         Command::Nll(a) => nll::run(&a),
         Command::Tour(a) => tour::run(&a),
     }

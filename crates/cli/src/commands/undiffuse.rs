@@ -16,10 +16,10 @@ use diffuse_plot::{Figure, Hist, Series, lines};
 use super::figures::{grid, histogram_with_theory, paths, scatter_vs};
 use super::forward::density_map;
 use super::{batches, dataset, done, positive, schedule};
-use crate::args::{PriorName, SamplerName, UndiffuseArgs, VarianceName};
+use crate::args::{PriorName, SamplerArgs, SamplerName, UndiffuseArgs, VarianceName};
 use crate::output::Output;
 
-fn sampler_name(a: &UndiffuseArgs) -> String {
+pub(crate) fn sampler_name(a: &SamplerArgs) -> String {
     a.sampler
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_string())
@@ -28,7 +28,8 @@ fn sampler_name(a: &UndiffuseArgs) -> String {
 /// Samples on which an adaptive solver chooses the steps every batch then takes.
 const PILOT: usize = 256;
 
-fn sampler(a: &UndiffuseArgs, span: usize) -> Result<Sampler> {
+/// The sampler `a` names, for a run over `span` steps that ends at step `to`.
+pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler> {
     let nfe = match a.nfe {
         Some(0) => bail!("--nfe must be at least 1 (got 0)"),
         Some(n) => n,
@@ -82,7 +83,7 @@ fn sampler(a: &UndiffuseArgs, span: usize) -> Result<Sampler> {
             };
             sigma(
                 SigmaMethod::Heun(churn),
-                if a.to == 0 { nfe.div_ceil(2) } else { nfe / 2 },
+                if to == 0 { nfe.div_ceil(2) } else { nfe / 2 },
             )
         }
         SamplerName::Lms => sigma(SigmaMethod::Lms { order: 4 }, nfe),
@@ -142,7 +143,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     positive("--reference", a.reference)?;
     let d = data.dim();
     let start = a.start.as_deref().map(|s| parse_start(s, d)).transpose()?;
-    let sampler = sampler(a, from - a.to)?;
+    let sampler = sampler(&a.sampling, from - a.to, a.to)?;
     let noise = NoiseSource::new(a.common.seed);
     let dev = device::default_device();
     let exact = data.exact(a.reference, &noise)?;
@@ -226,14 +227,14 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     out.set("data", p.data.clone());
     out.set("schedule", sched.name());
     out.set("steps", p.steps);
-    out.set("sampler", sampler_name(a));
+    out.set("sampler", sampler_name(&a.sampling));
     match &sampler {
         Sampler::Ddpm(v) => out.set("variance", format!("{v:?}").to_lowercase()),
         Sampler::Sde { steps } => out.set("grid_steps", *steps),
         Sampler::Ode {
             method: OdeMethod::Dopri5(grid),
         } => {
-            out.num("tol", a.tol);
+            out.num("tol", a.sampling.tol);
             out.set("adaptive_steps", grid.len() - 1);
         }
         Sampler::Ddim {
@@ -281,10 +282,10 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
 
     if d == 1 {
         let title = format!(
-            "Undiffused to step {} by {:?} ({n} samples)",
-            a.to, a.sampler
-        )
-        .to_lowercase();
+            "Undiffused to step {} by {} ({n} samples, {nfe} evaluations)",
+            a.to,
+            sampler_name(&a.sampling)
+        );
         histogram_with_theory(
             &out.path("histogram.png"),
             &title,
@@ -320,7 +321,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         if k > 0 {
             paths(
                 &out.path("paths.png"),
-                &format!("{k} reverse paths ({:?})", a.sampler).to_lowercase(),
+                &format!("{k} reverse paths ({})", sampler_name(&a.sampling)),
                 "step t",
                 &traj,
             )?;

@@ -5,15 +5,10 @@ use super::*;
 use crate::exact::Mixture;
 use crate::tensor::to_vec;
 
-/// Least-squares slope of ln(error) against ln(steps), negated: the observed order.
+/// The observed order: minus the log-log slope of error against steps.
 pub fn fitted_order(steps: &[usize], errors: &[f64]) -> f64 {
-    let xs: Vec<f64> = steps.iter().map(|s| (*s as f64).ln()).collect();
-    let ys: Vec<f64> = errors.iter().map(|e| e.ln()).collect();
-    let n = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let var: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    -cov / var
+    let x: Vec<f64> = steps.iter().map(|s| *s as f64).collect();
+    -crate::metrics::loglog_slope(&x, errors)
 }
 
 /// Endpoint errors at sigma(to) (mean absolute, against an RK45 solve at tolerance 1e-9 from
