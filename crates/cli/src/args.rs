@@ -24,6 +24,10 @@ pub enum Command {
     Forward(ForwardArgs),
     /// Run the reverse process with the exact denoiser of the data (seeds 000, 004).
     Undiffuse(UndiffuseArgs),
+    /// Train a denoiser (an MLP on [x_t, t/T]) on data with the DDPM loss; writes a model folder.
+    Train(TrainArgs),
+    /// Sample from a trained model folder with any sampler.
+    Sample(SampleArgs),
     /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
     Eval(EvalArgs),
     /// Error against evaluations for each sampler, on a distribution with an exact denoiser.
@@ -313,6 +317,70 @@ pub struct ConvergeArgs {
     /// Size of the sample whose empirical distribution stands in for a toy data set.
     #[arg(long, default_value_t = 2000)]
     pub reference: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Data to learn (the --data grammar).
+    #[arg(long)]
+    pub data: String,
+    /// Architecture (only the time-appended MLP so far).
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
+    /// Width of the hidden layers.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+    /// relu, elu, silu or softplus.
+    #[arg(long, default_value = "relu")]
+    pub activation: String,
+    /// Noise schedule.
+    #[arg(long, default_value = "linear:1e-4:0.02")]
+    pub schedule: String,
+    /// T, the steps of the diffusion.
+    #[arg(long, default_value_t = 1000)]
+    pub timesteps: usize,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 5000)]
+    pub steps: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Adam's learning rate (eps = 1e-8, as PyTorch).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Clip the gradient norm to this.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Write a checkpoint every this many steps (and at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub save_every: usize,
+    /// Continue the model in --out instead of starting a new one.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse sample`.
+#[derive(Debug, Args, Clone)]
+pub struct SampleArgs {
+    /// A model folder written by `diffuse train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Samples per batch; the samples do not depend on it.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub sampling: SamplerArgs,
     #[command(flatten)]
     pub common: Common,
 }

@@ -552,3 +552,113 @@ fn converge_reports_orders_for_every_sampler() {
     }
     assert!(dir.join("orders.png").exists() && dir.join("energy.png").exists());
 }
+
+/// Issue 3 groundwork: train, checkpoint, resume and sample from the command line.
+#[test]
+fn train_resume_and_sample_from_a_model_folder() {
+    let dir = tmp("train");
+    let m = dir.join("m");
+    let base = [
+        "train",
+        "--data",
+        "delta:-1,1",
+        "--timesteps",
+        "100",
+        "--hidden",
+        "32",
+        "--depth",
+        "2",
+        "--batch",
+        "64",
+    ];
+    ok(&[
+        &base[..],
+        &["--steps", "200", "--save-every", "100", "--out", s(&m)],
+    ]
+    .concat());
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "loss.csv",
+        "loss.png",
+        "summary.json",
+    ] {
+        assert!(m.join(f).exists(), "{f}");
+    }
+    let losses = |p: &Path| {
+        std::fs::read_to_string(p.join("loss.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            - 1
+    };
+    assert_eq!(losses(&m), 200);
+    ok(&[&base[..], &["--steps", "100", "--resume", "--out", s(&m)]].concat());
+    assert_eq!(losses(&m), 300);
+    assert_eq!(summary(&m)["trained_steps"].as_u64(), Some(300));
+
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for out in [&a, &b] {
+        ok(&[
+            "sample",
+            "--model",
+            s(&m),
+            "--n",
+            "300",
+            "--sampler",
+            "ddim",
+            "--nfe",
+            "20",
+            "--out",
+            s(out),
+        ]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(a.join("samples.csv")).unwrap(),
+        std::fs::read_to_string(b.join("samples.csv")).unwrap()
+    );
+    let batched = dir.join("c");
+    ok(&[
+        "sample",
+        "--model",
+        s(&m),
+        "--n",
+        "300",
+        "--batch",
+        "77",
+        "--sampler",
+        "ddim",
+        "--nfe",
+        "20",
+        "--out",
+        s(&batched),
+    ]);
+    // The noise of a sample never depends on its batch; a network's matrix products may round
+    // differently for another number of rows, so learned samples agree to float32 rounding.
+    let (x, y) = (samples(&a), samples(&batched));
+    let worst = x
+        .iter()
+        .zip(&y)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "batches of 77 moved a sample by {worst}");
+
+    // A truncated model file: one line, non-zero exit, the previous samples untouched.
+    let bytes = std::fs::read(m.join("model.safetensors")).unwrap();
+    std::fs::write(m.join("model.safetensors"), &bytes[..bytes.len() / 3]).unwrap();
+    let before = std::fs::read_to_string(a.join("samples.csv")).unwrap();
+    let r = diffuse(&["sample", "--model", s(&m), "--n", "10", "--out", s(&a)]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success()
+            && err.trim_end().lines().count() == 1
+            && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.join("samples.csv")).unwrap(),
+        before
+    );
+    let r = diffuse(&[&base[..], &["--model", "unet", "--out", s(&dir.join("u"))]].concat());
+    assert!(!r.status.success());
+}

@@ -5,6 +5,7 @@ mod converge;
 mod eval;
 mod figures;
 mod forward;
+mod learn;
 mod nll;
 mod tour;
 mod undiffuse;
@@ -21,6 +22,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Train(a) => learn::train(&a),
+        Command::Sample(a) => learn::sample(&a),
         Command::Converge(a) => converge::run(&a),
         Command::Nll(a) => nll::run(&a),
         Command::Tour(a) => tour::run(&a),

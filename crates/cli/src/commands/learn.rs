@@ -1,0 +1,296 @@
+//! `diffuse train` and `diffuse sample`: learned denoisers (seeds 000, 001, 003, 004).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use diffuse_core::samplers::{self, BatchNoise};
+use diffuse_core::tensor::to_vec;
+use diffuse_core::{NoiseSource, Schedule, device};
+use diffuse_nn::{
+    Activation, Checkpoint, LearnedDenoiser, MlpConfig, NnError, Standardization, TrainConfig,
+};
+use diffuse_plot::{Figure, Hist, Series, Style, lines};
+
+use super::figures::{histogram_with_theory, scatter_vs};
+use super::undiffuse::{sampler, sampler_name};
+use super::{batches, dataset, done, positive, schedule};
+use crate::args::{SampleArgs, TrainArgs};
+use crate::output::Output;
+
+/// Rows of the data stream used to fit the standardisation (far from the training rows).
+const FIT_ROWS: std::ops::Range<u64> = (1 << 41)..(1 << 41) + 10_000;
+
+fn activation(name: &str) -> Result<Activation> {
+    Ok(match name {
+        "relu" => Activation::Relu,
+        "elu" => Activation::Elu,
+        "silu" => Activation::Silu,
+        "softplus" => Activation::Softplus,
+        _ => bail!("--activation {name}: expected relu, elu, silu or softplus"),
+    })
+}
+
+/// `diffuse train`.
+pub fn train(a: &TrainArgs) -> Result<()> {
+    if a.model != "mlp" {
+        bail!(
+            "--model {}: only 'mlp' (the time-appended MLP of seeds 000/003/004) exists so far",
+            a.model
+        );
+    }
+    let data = dataset(&a.data)?;
+    let sched = schedule(&a.schedule, a.timesteps)?;
+    positive("--steps", a.steps)?;
+    positive("--batch", a.batch)?;
+    positive("--hidden", a.hidden)?;
+    positive("--depth", a.depth)?;
+    positive("--save-every", a.save_every)?;
+    if let Some(c) = a.clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        bail!("--clip must be a positive number (got {c})");
+    }
+    let d = data.dim();
+    let noise = NoiseSource::new(a.common.seed);
+    let mut out = Output::new(a.common.out.as_deref(), "train")?;
+    let dir = out.path("");
+    let dev = device::cpu().autodiff();
+    let (mut model, record) = if a.resume {
+        let (m, r) = diffuse_nn::load(&dir, &dev).context("--resume")?;
+        if r.data != a.data || r.steps != a.timesteps || r.schedule != sched.name() {
+            bail!(
+                "--resume: the model in {} was trained on --data {} with {} over {} steps",
+                dir.display(),
+                r.data,
+                r.schedule,
+                r.steps
+            );
+        }
+        (Some(m), r)
+    } else {
+        let mut fit = data.sample(&noise, FIT_ROWS);
+        let std = Standardization::fit(&fit, d);
+        std.apply(&mut fit);
+        let cfg = MlpConfig {
+            dim: d,
+            hidden: a.hidden,
+            depth: a.depth,
+            activation: activation(&a.activation)?,
+        };
+        (
+            None,
+            Checkpoint::new(
+                cfg,
+                sched.name().into(),
+                a.timesteps,
+                std,
+                a.data.clone(),
+                0,
+            ),
+        )
+    };
+    let draw = |rows: std::ops::Range<u64>| {
+        let mut x = data.sample(&noise, rows);
+        record.standardization.apply(&mut x);
+        x
+    };
+    let loss_path = out.path("loss.csv");
+    let mut losses: Vec<(usize, f64)> = if a.resume {
+        read_losses(&loss_path)
+    } else {
+        vec![]
+    };
+    let target = record.trained_steps + a.steps;
+    let mut step = record.trained_steps;
+    let bar = crate::progress::bar(a.steps as u64, "train");
+    let started = Instant::now();
+    while step < target {
+        let chunk = a.save_every.min(target - step);
+        let tc = TrainConfig {
+            steps: chunk,
+            batch: a.batch,
+            lr: a.lr,
+            clip: a.clip,
+            seed: a.common.seed,
+        };
+        let trained = diffuse_nn::train(
+            &record.model,
+            model.take(),
+            &sched,
+            &draw,
+            &tc,
+            step,
+            &mut |k, l| {
+                losses.push((k, l));
+                bar.inc(1);
+            },
+        );
+        let trained = match trained {
+            Err(NnError::Diverged { step: k, loss }) => {
+                write_losses(&loss_path, &losses)?;
+                bail!(
+                    "the loss became {loss} at step {k}: training stopped; the last checkpoint in {} is kept",
+                    dir.display()
+                );
+            }
+            other => other?,
+        };
+        step += chunk;
+        diffuse_nn::save(
+            &dir,
+            &trained.valid(),
+            &Checkpoint {
+                trained_steps: step,
+                ..record.clone()
+            },
+        )?;
+        model = Some(trained);
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    write_losses(&loss_path, &losses)?;
+    loss_plot(&out.path("loss.png"), &losses)?;
+    let tail: Vec<f64> = losses.iter().rev().take(100).map(|p| p.1).collect();
+    out.set("data", a.data.clone());
+    out.set("model", serde_json::to_value(&record.model)?);
+    out.set("schedule", sched.name());
+    out.set("timesteps", a.timesteps);
+    out.set("trained_steps", step);
+    out.set("batch", a.batch);
+    out.num("lr", a.lr);
+    out.num(
+        "final_loss_mean_of_last_100",
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+    );
+    out.num("steps_per_second", a.steps as f64 / elapsed);
+    done(&out.finish()?);
+    Ok(())
+}
+
+fn write_losses(path: &std::path::Path, losses: &[(usize, f64)]) -> Result<()> {
+    let mut s = String::from("step,loss\n");
+    for (k, l) in losses {
+        s.push_str(&format!("{k},{l}\n"));
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, s)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_losses(path: &std::path::Path) -> Vec<(usize, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(',')?;
+            Some((k.parse().ok()?, v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The loss per step and its average over a window of 100 steps (seed 000).
+fn loss_plot(path: &std::path::Path, losses: &[(usize, f64)]) -> Result<()> {
+    let raw: Vec<(f64, f64)> = losses.iter().map(|(k, l)| (*k as f64, *l)).collect();
+    let w = 100.min(losses.len().max(1));
+    let avg: Vec<(f64, f64)> = losses
+        .windows(w)
+        .map(|win| {
+            (
+                win[w - 1].0 as f64,
+                win.iter().map(|p| p.1).sum::<f64>() / w as f64,
+            )
+        })
+        .collect();
+    let top = avg.iter().map(|p| p.1).fold(0.0, f64::max) * 1.5;
+    lines(
+        path,
+        &Figure::new("Training loss", "step", "MSE of the noise guess").y_range(0.0, top.max(1e-3)),
+        &[
+            Series::line("per step", raw, 7).styled(Style::Line(1)),
+            Series::line(format!("mean of {w} steps"), avg, 3),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `diffuse sample`.
+pub fn sample(a: &SampleArgs) -> Result<()> {
+    let dev = device::cpu();
+    let (model, record) = diffuse_nn::load(&a.model, &dev).context("--model")?;
+    let n = positive("--n", a.n)?;
+    positive("--batch", a.batch)?;
+    let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
+    let d = record.model.dim;
+    let den = LearnedDenoiser::new(model, d, record.steps);
+    let t = record.steps;
+    let noise = NoiseSource::new(a.common.seed);
+    let chosen = sampler(&a.sampling, t, 0)?;
+    let pilot = BatchNoise::new(noise, 0..n.min(256) as u64).prior(d, &dev);
+    let chosen = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
+    let mut out = Output::new(a.common.out.as_deref(), "sample")?;
+    let mut x_all = vec![];
+    let mut nfe = 0;
+    let bar = crate::progress::bar(n as u64, "sample");
+    for rows in batches(n, a.batch) {
+        let batch = BatchNoise::new(noise, rows.clone());
+        let (x, used) = samplers::run(
+            &chosen,
+            &den,
+            &sched,
+            batch.prior(d, &dev),
+            t,
+            0,
+            &batch,
+            &mut samplers::silent,
+        )?;
+        x_all.extend(to_vec(&x)?);
+        nfe = used;
+        bar.inc(rows.end - rows.start);
+    }
+    bar.finish_and_clear();
+    record.standardization.invert(&mut x_all);
+    out.samples(&x_all, d)?;
+    out.set("model", a.model.display().to_string());
+    out.set("sampler", sampler_name(&a.sampling));
+    out.set("n", n);
+    out.set("nfe", nfe);
+    out.set("seed", a.common.seed);
+    if let Ok(data) = diffuse_data::Dataset::parse(&record.data) {
+        let reference = data.sample(&noise, n as u64..2 * n as u64);
+        let m = n.min(2000);
+        out.num(
+            "energy_distance_vs_data",
+            diffuse_core::metrics::energy_distance(&x_all[..m * d], &reference[..m * d], d),
+        );
+        if d == 1 {
+            histogram_with_theory(
+                &out.path("histogram.png"),
+                &format!("Samples of the model against the data ({})", record.data),
+                vec![
+                    Hist {
+                        label: "model".into(),
+                        values: x_all.clone(),
+                        color: 0,
+                    },
+                    Hist {
+                        label: "data".into(),
+                        values: reference,
+                        color: 1,
+                    },
+                ],
+                data.analytic(),
+                "data density",
+            )?;
+        } else if d == 2 {
+            scatter_vs(
+                &out.path("scatter.png"),
+                &format!("Samples of the model against the data ({})", record.data),
+                &x_all,
+                &reference,
+            )?;
+        }
+    }
+    done(&out.finish()?);
+    Ok(())
+}

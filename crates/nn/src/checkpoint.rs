@@ -1,0 +1,119 @@
+//! Checkpoints: a folder with `model.safetensors` and `config.json`, each written to a temporary
+//! file and renamed into place, so a crash never leaves half a file where a good one was.
+
+use std::path::Path;
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::mlp::{Mlp, MlpConfig};
+use crate::train::Standardization;
+use crate::{NnError, Result};
+
+const FORMAT: &str = "diffuse-mlp-1";
+
+/// Everything needed to sample from a model, and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The file format, checked on loading.
+    pub format: String,
+    /// The architecture.
+    pub model: MlpConfig,
+    /// The schedule spec.
+    pub schedule: String,
+    /// T, the schedule's steps.
+    pub steps: usize,
+    /// What the model predicts (only "eps" for now).
+    pub target: String,
+    /// The data standardisation.
+    pub standardization: Standardization,
+    /// The --data spec it was trained on.
+    pub data: String,
+    /// Optimiser steps taken so far.
+    pub trained_steps: usize,
+}
+
+impl Checkpoint {
+    /// A checkpoint record of the current format.
+    pub fn new(
+        model: MlpConfig,
+        schedule: String,
+        steps: usize,
+        standardization: Standardization,
+        data: String,
+        trained_steps: usize,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            model,
+            schedule,
+            steps,
+            target: "eps".into(),
+            standardization,
+            data,
+            trained_steps,
+        }
+    }
+}
+
+fn err(path: &Path, message: impl Into<String>) -> NnError {
+    NnError::Checkpoint {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| err(path, e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(path, e.to_string()))
+}
+
+/// Saves `model` and its record into the folder `dir`.
+pub fn save(dir: &Path, model: &Mlp, record: &Checkpoint) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
+    let mut store = SafetensorsStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| err(dir, format!("cannot serialise the weights: {e}")))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| err(dir, format!("cannot serialise the weights: {e}")))?;
+    let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
+    write_atomic(&dir.join("model.safetensors"), &bytes)?;
+    write_atomic(&dir.join("config.json"), json.as_bytes())
+}
+
+/// Loads a model folder; any mismatch between the weights and the architecture is an error.
+pub fn load(dir: &Path, device: &Device) -> Result<(Mlp, Checkpoint)> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
+    let record: Checkpoint = serde_json::from_str(&text)
+        .map_err(|e| err(&cfg_path, format!("not a diffuse model config: {e}")))?;
+    if record.format != FORMAT {
+        return Err(err(
+            &cfg_path,
+            format!("format '{}' is not '{FORMAT}'", record.format),
+        ));
+    }
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    let mut model = record.model.init(device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| err(&weights, format!("truncated or corrupted weights: {e}")))?;
+    if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
+        return Err(err(
+            &weights,
+            format!(
+                "the weights do not fit the architecture in config.json ({} missing, {} unused, {} mismatched tensors)",
+                result.missing.len(),
+                result.unused.len(),
+                result.errors.len()
+            ),
+        ));
+    }
+    Ok((model, record))
+}

@@ -1,0 +1,50 @@
+//! # diffuse-nn
+//!
+//! Learned denoisers on burn that answer the core's [`Denoiser`](diffuse_core::Denoiser)
+//! interface, so every sampler runs them exactly as it runs the exact denoisers: the
+//! time-appended MLP of seeds 000, 003 and 004, the DDPM epsilon loss of seeds 001 and 003, and
+//! checkpoints as a folder with `model.safetensors` and `config.json`, written atomically.
+
+mod checkpoint;
+mod denoiser;
+mod mlp;
+mod train;
+
+pub use checkpoint::{Checkpoint, load, save};
+pub use denoiser::LearnedDenoiser;
+pub use mlp::{Activation, Mlp, MlpConfig};
+pub use train::{Standardization, TrainConfig, train};
+
+use thiserror::Error;
+
+/// Errors of the learned side.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// A checkpoint could not be read or written.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file or folder.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Training diverged.
+    #[error(
+        "the loss became {loss} at step {step}; stopped (the last checkpoint, if any, is kept)"
+    )]
+    Diverged {
+        /// The step at which it happened.
+        step: usize,
+        /// The loss value.
+        loss: f64,
+    },
+    /// Settings the model cannot use.
+    #[error("{0}")]
+    Invalid(String),
+    /// The core math refused.
+    #[error(transparent)]
+    Core(#[from] diffuse_core::CoreError),
+}
+
+/// Result with [`NnError`].
+pub type Result<T> = std::result::Result<T, NnError>;

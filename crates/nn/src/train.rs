@@ -1,0 +1,143 @@
+//! The DDPM training loop (Ho et al. 2020, Algorithm 1; seeds 001 and 003): a random step t per
+//! sample, x_t by the closed form, and the mean squared error between the true and the guessed
+//! noise, minimised by Adam with PyTorch's settings (eps = 1e-8) and optional norm clipping.
+
+use std::ops::Range;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use diffuse_core::{NoiseSource, Schedule, Stream};
+use serde::{Deserialize, Serialize};
+
+use crate::mlp::{Mlp, MlpConfig};
+use crate::{NnError, Result};
+
+/// Data standardisation stored with a model (seed 003 trains on (x - mean) / std).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardization {
+    /// Per-coordinate mean.
+    pub mean: Vec<f64>,
+    /// Per-coordinate standard deviation.
+    pub std: Vec<f64>,
+}
+
+impl Standardization {
+    /// The mean and standard deviation of row-major samples of dimension d.
+    pub fn fit(x: &[f64], d: usize) -> Self {
+        let n = (x.len() / d).max(1) as f64;
+        let mean: Vec<f64> = (0..d)
+            .map(|j| x.iter().skip(j).step_by(d).sum::<f64>() / n)
+            .collect();
+        let std = (0..d)
+            .map(|j| {
+                let v = x
+                    .iter()
+                    .skip(j)
+                    .step_by(d)
+                    .map(|v| (v - mean[j]).powi(2))
+                    .sum::<f64>()
+                    / (n - 1.0).max(1.0);
+                if v > 0.0 { v.sqrt() } else { 1.0 }
+            })
+            .collect();
+        Self { mean, std }
+    }
+
+    /// (x - mean) / std.
+    pub fn apply(&self, x: &mut [f64]) {
+        let d = self.mean.len();
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = (*v - self.mean[i % d]) / self.std[i % d];
+        }
+    }
+
+    /// x std + mean.
+    pub fn invert(&self, x: &mut [f64]) {
+        let d = self.mean.len();
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = *v * self.std[i % d] + self.mean[i % d];
+        }
+    }
+}
+
+/// Settings of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Clip the gradient's global norm to this (seed 001 clips at 1).
+    pub clip: Option<f64>,
+    /// Seed of the initial weights, the batches, the steps and the noise.
+    pub seed: u64,
+}
+
+/// Trains `mlp` (or a new model of `config`) for `train.steps` steps on data drawn by `draw`
+/// (global rows -> row-major samples, already standardised). `on_step(step, loss)` sees every
+/// loss. Training stops with [`NnError::Diverged`] at the first non-finite loss.
+pub fn train(
+    config: &MlpConfig,
+    start: Option<Mlp>,
+    schedule: &Schedule,
+    draw: &dyn Fn(Range<u64>) -> Vec<f64>,
+    train: &TrainConfig,
+    first_step: usize,
+    on_step: &mut dyn FnMut(usize, f64),
+) -> Result<Mlp> {
+    if train.steps == 0 || train.batch == 0 || !(train.lr > 0.0 && train.lr.is_finite()) {
+        return Err(NnError::Invalid(
+            "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
+        ));
+    }
+    let device = Device::flex().autodiff();
+    device.seed(train.seed);
+    let mut model = start.unwrap_or_else(|| config.init(&device));
+    let mut adam = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_grad_clipping(train.clip.map(|c| GradientClippingConfig::Norm(c as f32)))
+        .init();
+    let noise = NoiseSource::new(train.seed);
+    let (d, b, t_max) = (config.dim, train.batch, schedule.steps());
+    for step in first_step + 1..=first_step + train.steps {
+        let rows = (step as u64 - 1) * b as u64..step as u64 * b as u64;
+        let x0 = draw(rows.clone());
+        // t uniform on 1..=T; eps ~ N(0, I); x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps.
+        let ts: Vec<usize> = noise
+            .uniforms(Stream::Other, 2 * step as u64, rows.clone())
+            .iter()
+            .map(|u| ((u * t_max as f64) as usize).min(t_max - 1) + 1)
+            .collect();
+        let eps = noise.normals(Stream::Other, 2 * step as u64 + 1, rows, d);
+        let mut xt = vec![0f32; b * d];
+        for i in 0..b {
+            let (a, s) = (
+                schedule.alpha_bar(ts[i]).sqrt(),
+                schedule.one_minus_alpha_bar(ts[i]).sqrt(),
+            );
+            for j in 0..d {
+                xt[i * d + j] = (a * x0[i * d + j] + s * eps[i * d + j]) as f32;
+            }
+        }
+        let t_in: Vec<f32> = ts.iter().map(|t| *t as f32 / t_max as f32).collect();
+        let eps32: Vec<f32> = eps.iter().map(|v| *v as f32).collect();
+        let xt = Tensor::<2>::from_data(TensorData::new(xt, [b, d]), &device);
+        let t_in = Tensor::<2>::from_data(TensorData::new(t_in, [b, 1]), &device);
+        let target = Tensor::<2>::from_data(TensorData::new(eps32, [b, d]), &device);
+        let loss = (model.forward(xt, t_in) - target).square().mean();
+        let value: f32 = loss.clone().into_scalar::<f32>();
+        if !value.is_finite() {
+            return Err(NnError::Diverged {
+                step,
+                loss: f64::from(value),
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = adam.step(train.lr, model, grads);
+        on_step(step, f64::from(value));
+    }
+    Ok(model)
+}
