@@ -363,6 +363,13 @@ pub struct TrainArgs {
     /// Continue the model in --out instead of starting a new one.
     #[arg(long)]
     pub resume: bool,
+    /// Condition on a class: sign (seed 000's left/right prompt, by the sign of the first
+    /// coordinate) or label (the CSV's label column).
+    #[arg(long, default_value = "none")]
+    pub cond: String,
+    /// Probability of hiding the class in training, so that guidance works when sampling.
+    #[arg(long, default_value_t = 0.1)]
+    pub label_dropout: f64,
     #[command(flatten)]
     pub common: Common,
 }
@@ -379,6 +386,15 @@ pub struct SampleArgs {
     /// Samples per batch; the samples do not depend on it.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// The class to sample (a label of the training CSV).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Seed 000's prompt for a model trained with --cond sign: left or right.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance: f64,
     #[command(flatten)]
     pub sampling: SamplerArgs,
     #[command(flatten)]

@@ -662,3 +662,135 @@ fn train_resume_and_sample_from_a_model_folder() {
     let r = diffuse(&[&base[..], &["--model", "unet", "--out", s(&dir.join("u"))]].concat());
     assert!(!r.status.success());
 }
+
+/// Seed 000's prompt, and classes from a CSV's label column, with classifier-free guidance.
+#[test]
+fn prompts_and_labels_steer_the_samples() {
+    let dir = tmp("cond");
+    let m = dir.join("sign");
+    ok(&[
+        "train",
+        "--data",
+        "delta:-0.5,0.5",
+        "--cond",
+        "sign",
+        "--timesteps",
+        "200",
+        "--hidden",
+        "64",
+        "--depth",
+        "2",
+        "--steps",
+        "1500",
+        "--batch",
+        "128",
+        "--out",
+        s(&m),
+    ]);
+    for (prompt, below) in [("left", true), ("right", false)] {
+        let out = dir.join(prompt);
+        ok(&[
+            "sample",
+            "--model",
+            s(&m),
+            "--prompt",
+            prompt,
+            "--n",
+            "1000",
+            "--sampler",
+            "ddpm",
+            "--out",
+            s(&out),
+        ]);
+        let x = samples(&out);
+        let share = x.iter().filter(|v| (**v < 0.0) == below).count() as f64 / x.len() as f64;
+        assert!(share > 0.95, "--prompt {prompt}: only {share} on its side");
+    }
+    let r = diffuse(&[
+        "sample",
+        "--model",
+        s(&m),
+        "--prompt",
+        "up",
+        "--out",
+        s(&dir.join("up")),
+    ]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("left, right"));
+
+    // Three labelled clusters in 2-D.
+    let centers = [("a", -2.0, 0.0), ("b", 2.0, 0.0), ("c", 0.0, 2.0)];
+    let z = diffuse_core::NoiseSource::new(1).normals(diffuse_core::Stream::Other, 0, 0..3000, 2);
+    let mut csv = String::from("x0,x1,label\n");
+    for (i, p) in z.chunks(2).enumerate() {
+        let (name, cx, cy) = centers[i % 3];
+        csv.push_str(&format!("{},{},{name}\n", cx + 0.5 * p[0], cy + 0.5 * p[1]));
+    }
+    let data = dir.join("clusters.csv");
+    std::fs::write(&data, csv).unwrap();
+    let lm = dir.join("labels");
+    ok(&[
+        "train",
+        "--data",
+        &format!("csv:{}", s(&data)),
+        "--cond",
+        "label",
+        "--timesteps",
+        "100",
+        "--hidden",
+        "128",
+        "--depth",
+        "2",
+        "--steps",
+        "2000",
+        "--batch",
+        "128",
+        "--out",
+        s(&lm),
+    ]);
+    for (name, cx, cy) in centers {
+        let mut spread = vec![];
+        for w in ["1", "3"] {
+            let out = dir.join(format!("{name}{w}"));
+            ok(&[
+                "sample",
+                "--model",
+                s(&lm),
+                "--label",
+                name,
+                "--guidance",
+                w,
+                "--n",
+                "1000",
+                "--sampler",
+                "ddpm",
+                "--out",
+                s(&out),
+            ]);
+            let x = samples(&out);
+            let nearest_own = x
+                .chunks(2)
+                .filter(|p| {
+                    let d = |c: (f64, f64)| (p[0] - c.0).powi(2) + (p[1] - c.1).powi(2);
+                    centers
+                        .iter()
+                        .all(|(_, ox, oy)| d((cx, cy)) <= d((*ox, *oy)))
+                })
+                .count() as f64
+                / 1000.0;
+            assert!(
+                nearest_own > 0.9,
+                "--label {name} --guidance {w}: only {nearest_own} in its region"
+            );
+            spread.push(
+                x.chunks(2)
+                    .map(|p| ((p[0] - cx).powi(2) + (p[1] - cy).powi(2)).sqrt())
+                    .sum::<f64>()
+                    / 1000.0,
+            );
+        }
+        assert!(
+            spread[1] < spread[0],
+            "--label {name}: guidance 3 did not tighten ({spread:?})"
+        );
+    }
+}

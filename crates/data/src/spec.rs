@@ -110,14 +110,49 @@ impl Dataset {
             Source::Toy(t) => t.sample(noise, rows),
             Source::Table(t) => {
                 let d = t.dim();
-                let n = t.len();
-                rows.flat_map(|r| {
-                    let i = ((noise.uniform(Stream::Data, 0, r, 0) * n as f64) as usize).min(n - 1);
-                    t.values[i * d..(i + 1) * d].to_vec()
-                })
-                .collect()
+                table_rows(t, noise, rows)
+                    .flat_map(|i| t.values[i * d..(i + 1) * d].to_vec())
+                    .collect()
             }
         }
+    }
+
+    /// The class names of a table's `label` column, sorted (empty without one).
+    pub fn label_names(&self) -> Vec<String> {
+        match &self.source {
+            Source::Table(Table {
+                labels: Some(l), ..
+            }) => {
+                let mut names: Vec<String> = l.clone();
+                names.sort();
+                names.dedup();
+                names
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The class index (into [`Self::label_names`]) of each row [`Self::sample`] draws for `rows`;
+    /// None when the data has no `label` column.
+    pub fn sample_labels(
+        &self,
+        noise: &NoiseSource,
+        rows: std::ops::Range<u64>,
+    ) -> Option<Vec<usize>> {
+        let Source::Table(
+            t @ Table {
+                labels: Some(l), ..
+            },
+        ) = &self.source
+        else {
+            return None;
+        };
+        let names = self.label_names();
+        Some(
+            table_rows(t, noise, rows)
+                .map(|i| names.binary_search(&l[i]).unwrap_or(0))
+                .collect(),
+        )
     }
 
     /// The distribution whose exact denoiser drives the reverse process: the closed form when
@@ -139,6 +174,16 @@ impl Dataset {
             }
         }
     }
+}
+
+/// The table row drawn for each global row: uniform, with replacement.
+fn table_rows<'a>(
+    t: &'a Table,
+    noise: &'a NoiseSource,
+    rows: std::ops::Range<u64>,
+) -> impl Iterator<Item = usize> + 'a {
+    let n = t.len();
+    rows.map(move |r| ((noise.uniform(Stream::Data, 0, r, 0) * n as f64) as usize).min(n - 1))
 }
 
 #[cfg(test)]

@@ -32,6 +32,16 @@ pub struct Checkpoint {
     pub data: String,
     /// Optimiser steps taken so far.
     pub trained_steps: usize,
+    /// How classes were given: "none", "sign" (seed 000's left/right prompt) or "label".
+    #[serde(default = "no_condition")]
+    pub cond: String,
+    /// Class names, in the order of the model's one-hot slots.
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+fn no_condition() -> String {
+    "none".into()
 }
 
 impl Checkpoint {
@@ -53,6 +63,8 @@ impl Checkpoint {
             standardization,
             data,
             trained_steps,
+            cond: no_condition(),
+            classes: vec![],
         }
     }
 }

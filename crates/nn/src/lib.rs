@@ -12,8 +12,8 @@ mod train;
 
 pub use checkpoint::{Checkpoint, load, save};
 pub use denoiser::LearnedDenoiser;
-pub use mlp::{Activation, Mlp, MlpConfig};
-pub use train::{Standardization, TrainConfig, train};
+pub use mlp::{Activation, Mlp, MlpConfig, one_hot};
+pub use train::{Batch, Standardization, TrainConfig, train};
 
 use thiserror::Error;
 

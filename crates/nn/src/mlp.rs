@@ -42,6 +42,10 @@ pub struct MlpConfig {
     pub depth: usize,
     /// The nonlinearity.
     pub activation: Activation,
+    /// Number of classes it is conditioned on (0: unconditional). A conditional model sees a
+    /// one-hot of the class, with one more slot for "no class" (classifier-free guidance).
+    #[serde(default)]
+    pub classes: usize,
 }
 
 impl Default for MlpConfig {
@@ -52,6 +56,7 @@ impl Default for MlpConfig {
             hidden: 256,
             depth: 3,
             activation: Activation::Relu,
+            classes: 0,
         }
     }
 }
@@ -59,7 +64,12 @@ impl Default for MlpConfig {
 impl MlpConfig {
     /// The model, with burn's default initialisation (seeded through the device).
     pub fn init(&self, device: &Device) -> Mlp {
-        let mut layers = vec![LinearConfig::new(self.dim + 1, self.hidden).init(device)];
+        let cond = if self.classes > 0 {
+            self.classes + 1
+        } else {
+            0
+        };
+        let mut layers = vec![LinearConfig::new(self.dim + 1 + cond, self.hidden).init(device)];
         for _ in 1..self.depth {
             layers.push(LinearConfig::new(self.hidden, self.hidden).init(device));
         }
@@ -79,10 +89,31 @@ pub struct Mlp {
     activation: Activation,
 }
 
+/// One-hot rows `[n, classes + 1]` for class indices (index `classes` is "no class").
+pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let width = classes + 1;
+    let mut v = vec![0f32; labels.len() * width];
+    for (i, l) in labels.iter().enumerate() {
+        v[i * width + (*l).min(classes)] = 1.0;
+    }
+    Tensor::from_data(
+        burn::tensor::TensorData::new(v, [labels.len(), width]),
+        device,
+    )
+}
+
 impl Mlp {
-    /// eps-hat for x `[n, d]` at times `t_over_t` `[n, 1]`.
-    pub fn forward(&self, x: Tensor<2>, t_over_t: Tensor<2>) -> Tensor<2> {
-        let mut h = Tensor::cat(vec![x, t_over_t], 1);
+    /// eps-hat for x `[n, d]` at times `t_over_t` `[n, 1]`, with the one-hot class `[n, C + 1]`
+    /// of a conditional model.
+    pub fn forward(
+        &self,
+        x: Tensor<2>,
+        t_over_t: Tensor<2>,
+        class: Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let mut inputs = vec![x, t_over_t];
+        inputs.extend(class);
+        let mut h = Tensor::cat(inputs, 1);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h);

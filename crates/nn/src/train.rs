@@ -74,7 +74,13 @@ pub struct TrainConfig {
     pub clip: Option<f64>,
     /// Seed of the initial weights, the batches, the steps and the noise.
     pub seed: u64,
+    /// Probability of hiding a sample's class during training (classifier-free guidance).
+    pub label_dropout: f64,
 }
+
+/// A batch of training data: standardised row-major samples and, for a conditional model,
+/// their class indices.
+pub type Batch = (Vec<f64>, Option<Vec<usize>>);
 
 /// Trains `mlp` (or a new model of `config`) for `train.steps` steps on data drawn by `draw`
 /// (global rows -> row-major samples, already standardised). `on_step(step, loss)` sees every
@@ -83,7 +89,7 @@ pub fn train(
     config: &MlpConfig,
     start: Option<Mlp>,
     schedule: &Schedule,
-    draw: &dyn Fn(Range<u64>) -> Vec<f64>,
+    draw: &dyn Fn(Range<u64>) -> Batch,
     train: &TrainConfig,
     first_step: usize,
     on_step: &mut dyn FnMut(usize, f64),
@@ -104,7 +110,25 @@ pub fn train(
     let (d, b, t_max) = (config.dim, train.batch, schedule.steps());
     for step in first_step + 1..=first_step + train.steps {
         let rows = (step as u64 - 1) * b as u64..step as u64 * b as u64;
-        let x0 = draw(rows.clone());
+        let (x0, labels) = draw(rows.clone());
+        let class = match (config.classes, labels) {
+            (0, _) => None,
+            (c, Some(labels)) => {
+                // Classifier-free guidance: hide the class of a fraction of the samples.
+                let hide = noise.uniforms(Stream::Other, 2 * step as u64 + (1 << 40), rows.clone());
+                let l: Vec<usize> = labels
+                    .iter()
+                    .zip(&hide)
+                    .map(|(l, u)| if *u < train.label_dropout { c } else { *l })
+                    .collect();
+                Some(crate::mlp::one_hot(&l, c, &device))
+            }
+            (_, None) => {
+                return Err(NnError::Invalid(
+                    "a conditional model needs labelled data".into(),
+                ));
+            }
+        };
         // t uniform on 1..=T; eps ~ N(0, I); x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps.
         let ts: Vec<usize> = noise
             .uniforms(Stream::Other, 2 * step as u64, rows.clone())
@@ -127,7 +151,7 @@ pub fn train(
         let xt = Tensor::<2>::from_data(TensorData::new(xt, [b, d]), &device);
         let t_in = Tensor::<2>::from_data(TensorData::new(t_in, [b, 1]), &device);
         let target = Tensor::<2>::from_data(TensorData::new(eps32, [b, d]), &device);
-        let loss = (model.forward(xt, t_in) - target).square().mean();
+        let loss = (model.forward(xt, t_in, class) - target).square().mean();
         let value: f32 = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
             return Err(NnError::Diverged {

@@ -22,6 +22,7 @@ fn problem() -> (Mixture, Schedule, MlpConfig) {
             hidden: 64,
             depth: 2,
             activation: Activation::Relu,
+            classes: 0,
         },
     )
 }
@@ -80,19 +81,20 @@ impl Denoiser for Zero {
 #[test]
 fn training_learns_and_checkpoints_round_trip() {
     let (m, s, cfg) = problem();
-    let draw = |rows: std::ops::Range<u64>| m.sample(&NoiseSource::new(5), rows);
+    let draw = |rows: std::ops::Range<u64>| (m.sample(&NoiseSource::new(5), rows), None);
     let tc = TrainConfig {
         steps: 1500,
         batch: 128,
         lr: 1e-3,
         clip: Some(1.0),
         seed: 3,
+        label_dropout: 0.0,
     };
     let mut losses = vec![];
     let model = train(&cfg, None, &s, &draw, &tc, 0, &mut |_, l| losses.push(l)).unwrap();
     assert_eq!(losses.len(), 1500);
     let device = Device::flex();
-    let learned = LearnedDenoiser::new(model.valid(), 1, 100);
+    let learned = LearnedDenoiser::new(model.valid(), 1, 100, 0);
     let (zero, best, got) = (
         held_out_loss(&Zero, &m, &s),
         held_out_loss(&m.denoiser(&device), &m, &s),
@@ -127,11 +129,11 @@ fn training_learns_and_checkpoints_round_trip() {
     let t = Tensor::<2>::from_data(TensorData::new(vec![0.1f32, 0.5, 0.9], [3, 1]), &device);
     let a: Vec<f32> = model
         .valid()
-        .forward(x.clone(), t.clone())
+        .forward(x.clone(), t.clone(), None)
         .into_data()
         .try_to_vec()
         .unwrap();
-    let b: Vec<f32> = back.forward(x, t).into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = back.forward(x, t, None).into_data().try_to_vec().unwrap();
     assert_eq!(a, b);
 
     // A truncated weights file, and weights for another architecture, are clear errors.

@@ -50,6 +50,24 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         bail!("--clip must be a positive number (got {c})");
     }
     let d = data.dim();
+    let class_names: Vec<String> = match a.cond.as_str() {
+        "none" => vec![],
+        "sign" => vec!["left".into(), "right".into()],
+        "label" => {
+            let names = data.label_names();
+            if names.is_empty() {
+                bail!("--cond label needs --data csv:FILE with a 'label' column");
+            }
+            names
+        }
+        other => bail!("--cond {other}: expected none, sign or label"),
+    };
+    if !(0.0..1.0).contains(&a.label_dropout) {
+        bail!(
+            "--label-dropout must be in [0, 1) (got {})",
+            a.label_dropout
+        );
+    }
     let noise = NoiseSource::new(a.common.seed);
     let mut out = Output::new(a.common.out.as_deref(), "train")?;
     let dir = out.path("");
@@ -71,27 +89,34 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         let std = Standardization::fit(&fit, d);
         std.apply(&mut fit);
         let cfg = MlpConfig {
+            classes: class_names.len(),
             dim: d,
             hidden: a.hidden,
             depth: a.depth,
             activation: activation(&a.activation)?,
         };
-        (
-            None,
-            Checkpoint::new(
-                cfg,
-                sched.name().into(),
-                a.timesteps,
-                std,
-                a.data.clone(),
-                0,
-            ),
-        )
+        let mut record = Checkpoint::new(
+            cfg,
+            sched.name().into(),
+            a.timesteps,
+            std,
+            a.data.clone(),
+            0,
+        );
+        record.cond = a.cond.clone();
+        record.classes = class_names.clone();
+        (None, record)
     };
     let draw = |rows: std::ops::Range<u64>| {
-        let mut x = data.sample(&noise, rows);
+        let mut x = data.sample(&noise, rows.clone());
+        let labels = match record.cond.as_str() {
+            // Seed 000: "left" below zero, "right" above.
+            "sign" => Some(x.chunks(d).map(|r| usize::from(r[0] >= 0.0)).collect()),
+            "label" => data.sample_labels(&noise, rows),
+            _ => None,
+        };
         record.standardization.apply(&mut x);
-        x
+        (x, labels)
     };
     let loss_path = out.path("loss.csv");
     let mut losses: Vec<(usize, f64)> = if a.resume {
@@ -111,6 +136,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             lr: a.lr,
             clip: a.clip,
             seed: a.common.seed,
+            label_dropout: a.label_dropout,
         };
         let trained = diffuse_nn::train(
             &record.model,
@@ -222,7 +248,33 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     positive("--batch", a.batch)?;
     let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
     let d = record.model.dim;
-    let den = LearnedDenoiser::new(model, d, record.steps);
+    let den = LearnedDenoiser::new(model, d, record.steps, record.classes.len());
+    let wanted = match (&a.label, &a.prompt) {
+        (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
+        (Some(l), None) | (None, Some(l)) => Some(l.clone()),
+        (None, None) => None,
+    };
+    if !a.guidance.is_finite() {
+        bail!("--guidance must be a finite number");
+    }
+    let den = match wanted {
+        None => den,
+        Some(l) => {
+            if record.classes.is_empty() {
+                bail!(
+                    "the model in {} was trained without classes: it takes no --label or --prompt",
+                    a.model.display()
+                );
+            }
+            let Some(i) = record.classes.iter().position(|c| *c == l) else {
+                bail!(
+                    "label '{l}' is not one the model knows ({})",
+                    record.classes.join(", ")
+                );
+            };
+            den.conditioned(i, a.guidance)
+        }
+    };
     let t = record.steps;
     let noise = NoiseSource::new(a.common.seed);
     let chosen = sampler(&a.sampling, t, 0)?;
@@ -253,6 +305,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     out.samples(&x_all, d)?;
     out.set("model", a.model.display().to_string());
     out.set("sampler", sampler_name(&a.sampling));
+    out.set("label", a.label.clone().or_else(|| a.prompt.clone()));
+    out.num("guidance", a.guidance);
     out.set("n", n);
     out.set("nfe", nfe);
     out.set("seed", a.common.seed);
