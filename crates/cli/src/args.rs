@@ -28,6 +28,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Sample from a trained model folder with any sampler.
     Sample(SampleArgs),
+    /// Time training steps and sampling of seed 003's MLP (for bench/run.sh's comparison with PyTorch).
+    Bench(BenchArgs),
     /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
     Eval(EvalArgs),
     /// Error against evaluations for each sampler, on a distribution with an exact denoiser.
@@ -397,6 +399,25 @@ pub struct SampleArgs {
     pub guidance: f64,
     #[command(flatten)]
     pub sampling: SamplerArgs,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Training steps timed at each batch size.
+    #[arg(long, default_value_t = 300)]
+    pub train_steps: usize,
+    /// Batch sizes to time.
+    #[arg(long, default_value = "25,256", value_delimiter = ',')]
+    pub batches: Vec<usize>,
+    /// Points sampled with 1000 DDPM steps.
+    #[arg(long, default_value_t = 10_000)]
+    pub sample_n: usize,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
     #[command(flatten)]
     pub common: Common,
 }

@@ -1,5 +1,7 @@
 //! Line and scatter figures.
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::{PALETTE, Result, atomic_png, padded_range};
@@ -95,17 +97,60 @@ impl Series {
     }
 }
 
+/// A chart of f64 axes on a bitmap.
+pub(crate) type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every figure shares: a white ground, the title, labelled axes, and a faint grid
+/// unless `grid` is false.
+pub(crate) fn frame<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    fig: &Figure,
+    x: (f64, f64),
+    y: (f64, f64),
+    grid: bool,
+) -> std::result::Result<Chart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&fig.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(|e| e.to_string())?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(fig.x_label.as_str())
+        .y_desc(fig.y_label.as_str())
+        .label_style(("sans-serif", 14))
+        .light_line_style(RGBColor(246, 246, 246));
+    if !grid {
+        mesh.disable_mesh();
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// The legend box of the labelled series.
+pub(crate) fn legend<'a, 'b>(chart: &mut Chart<'a, 'b>) -> std::result::Result<(), String>
+where
+    'b: 'a,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 pub(crate) fn rgb(i: usize) -> RGBColor {
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     RGBColor(r, g, b)
 }
 
 pub(crate) fn draw_series<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     series: &[Series],
 ) -> std::result::Result<bool, String> {
     let mut legend = false;
@@ -154,30 +199,9 @@ fn plot(path: &std::path::Path, fig: &Figure, series: &[Series]) -> Result<()> {
         .unwrap_or_else(|| padded_range(all().map(|p| p.1)));
     atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&fig.title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(fig.x_label.as_str())
-            .y_desc(fig.y_label.as_str())
-            .label_style(("sans-serif", 14))
-            .light_line_style(RGBColor(246, 246, 246))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = frame(&root, fig, xr, yr, true)?;
         if draw_series(&mut chart, series)? {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(|e| e.to_string())?;
+            legend(&mut chart)?;
         }
         root.present().map_err(|e| e.to_string())
     })

@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use crate::figure::draw_series;
+use crate::figure::{draw_series, frame};
 use crate::{Figure, Result, Series, atomic_png};
 
 /// Values on a regular grid: `values[i][j]` at x = x_range cell i, y = y_range cell j.
@@ -70,22 +70,7 @@ pub fn heatmap(
     let (dx, dy) = ((x1 - x0) / nx as f64, (y1 - y0) / ny as f64);
     atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (1000, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&fig.title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc(fig.x_label.as_str())
-            .y_desc(fig.y_label.as_str())
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = frame(&root, fig, (x0, x1), (y0, y1), false)?;
         chart
             .draw_series(map.values.iter().enumerate().flat_map(|(i, col)| {
                 col.iter().enumerate().map(move |(j, v)| {

@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use crate::figure::{draw_series, rgb};
+use crate::figure::{draw_series, frame, legend, rgb};
 use crate::{Figure, Result, Series, atomic_png, padded_range};
 
 /// One sample to histogram.
@@ -59,22 +59,7 @@ pub fn histogram(
     let w = (hi - lo) / bins as f64;
     atomic_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&fig.title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, yr.0..yr.1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(fig.x_label.as_str())
-            .y_desc(fig.y_label.as_str())
-            .label_style(("sans-serif", 14))
-            .light_line_style(RGBColor(246, 246, 246))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = frame(&root, fig, (lo, hi), yr, true)?;
         for (h, d) in hists.iter().zip(&dens) {
             let color = rgb(h.color);
             chart
@@ -89,13 +74,7 @@ pub fn histogram(
                 });
         }
         draw_series(&mut chart, curves)?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })
 }

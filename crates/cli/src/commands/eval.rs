@@ -1,29 +1,20 @@
 //! `diffuse eval`: how close samples are to a data distribution.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use diffuse_core::NoiseSource;
 use diffuse_core::metrics::{
     energy_distance, ks_one_sample, ks_two_sample, project, sliced_wasserstein, unit_direction,
 };
-use diffuse_data::{Source, read_csv};
+use diffuse_data::Source;
 
-use super::{dataset, done, mean_var, positive};
+use super::{done, mean_var, positive, samples_and_data};
 use crate::args::EvalArgs;
 use crate::output::Output;
 
 /// `diffuse eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    let table = read_csv(&a.samples).context("--samples")?;
-    let data = dataset(&a.data)?;
+    let (table, data) = samples_and_data(&a.samples, &a.data)?;
     let d = table.dim();
-    if d != data.dim() {
-        bail!(
-            "{} has {d} columns but --data {} has {} dimensions",
-            a.samples.display(),
-            a.data,
-            data.dim()
-        );
-    }
     positive("--projections", a.projections)?;
     positive("--max-energy-n", a.max_energy_n)?;
     let x = &table.values;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each reads its inputs, calls the library, and writes outputs.
 
+mod bench;
 mod chains;
 mod converge;
 mod eval;
@@ -22,6 +23,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Bench(a) => bench::run(&a),
         Command::Train(a) => learn::train(&a),
         Command::Sample(a) => learn::sample(&a),
         Command::Converge(a) => converge::run(&a),
@@ -53,6 +55,24 @@ pub(crate) fn dataset(spec: &str) -> Result<diffuse_data::Dataset> {
         eprintln!("warning: {w}");
     }
     Ok(d)
+}
+
+/// Reads a CSV of samples and the data spec they are compared with; their dimensions must agree.
+pub(crate) fn samples_and_data(
+    samples: &std::path::Path,
+    spec: &str,
+) -> Result<(diffuse_data::Table, diffuse_data::Dataset)> {
+    let table = diffuse_data::read_csv(samples).context("--samples")?;
+    let data = dataset(spec)?;
+    if table.dim() != data.dim() {
+        bail!(
+            "{} has {} columns but --data {spec} has {} dimensions",
+            samples.display(),
+            table.dim(),
+            data.dim()
+        );
+    }
+    Ok((table, data))
 }
 
 /// Parses a schedule spec with T steps.

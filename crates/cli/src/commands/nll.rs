@@ -1,28 +1,18 @@
 //! `diffuse nll`: log-likelihoods by the probability-flow ODE (seed 004).
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use diffuse_core::likelihood::{Divergence, LikelihoodConfig, log_likelihood};
 use diffuse_core::tensor::from_flat;
 use diffuse_core::{NoiseSource, device};
-use diffuse_data::read_csv;
 
-use super::{batches, dataset, done, mean_var, positive, schedule};
+use super::{batches, done, mean_var, positive, samples_and_data, schedule};
 use crate::args::NllArgs;
 use crate::output::Output;
 
 /// `diffuse nll`.
 pub fn run(a: &NllArgs) -> Result<()> {
-    let table = read_csv(&a.samples).context("--samples")?;
-    let data = dataset(&a.data)?;
+    let (table, data) = samples_and_data(&a.samples, &a.data)?;
     let d = table.dim();
-    if d != data.dim() {
-        bail!(
-            "{} has {d} columns but --data {} has {} dimensions",
-            a.samples.display(),
-            a.data,
-            data.dim()
-        );
-    }
     let sched = schedule(&a.schedule, a.steps)?;
     positive("--ode-steps", a.ode_steps)?;
     positive("--batch", a.batch)?;
