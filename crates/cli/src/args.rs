@@ -397,6 +397,9 @@ pub struct SampleArgs {
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.
     #[arg(long, default_value_t = 1.0)]
     pub guidance: f64,
+    /// Samples whose whole path is plotted (1-D models).
+    #[arg(long, default_value_t = 5)]
+    pub trajectories: usize,
     #[command(flatten)]
     pub sampling: SamplerArgs,
     #[command(flatten)]

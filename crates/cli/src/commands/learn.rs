@@ -281,26 +281,55 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let pilot = BatchNoise::new(noise, 0..n.min(256) as u64).prior(d, &dev);
     let chosen = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
     let mut out = Output::new(a.common.out.as_deref(), "sample")?;
+    let record_std = record.standardization.clone();
     let mut x_all = vec![];
     let mut nfe = 0;
+    // Paths of the first samples (1-D), de-standardised.
+    let k = if d == 1 { a.trajectories.min(n) } else { 0 };
+    let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; k];
     let bar = crate::progress::bar(n as u64, "sample");
     for rows in batches(n, a.batch) {
         let batch = BatchNoise::new(noise, rows.clone());
-        let (x, used) = samplers::run(
-            &chosen,
-            &den,
-            &sched,
-            batch.prior(d, &dev),
-            t,
-            0,
-            &batch,
-            &mut samplers::silent,
-        )?;
+        let (first, m) = (rows.start as usize, (rows.end - rows.start) as usize);
+        let mut record_paths = |time: f64, x: &burn::tensor::Tensor<2>| {
+            if first < k
+                && let Ok(v) = to_vec(&x.clone().slice([0..k.min(first + m) - first, 0..1]))
+            {
+                for (i, xi) in v.iter().enumerate() {
+                    let mut y = [*xi];
+                    record_std.invert(&mut y);
+                    traj[first + i].push((time, y[0]));
+                }
+            }
+        };
+        let x_t = batch.prior(d, &dev);
+        record_paths(t as f64, &x_t);
+        let (x, used) = samplers::run(&chosen, &den, &sched, x_t, t, 0, &batch, &mut |e| {
+            record_paths(e.t, e.x)
+        })?;
         x_all.extend(to_vec(&x)?);
         nfe = used;
         bar.inc(rows.end - rows.start);
     }
     bar.finish_and_clear();
+    if k > 0 {
+        super::figures::paths(
+            &out.path("paths.png"),
+            &format!("{k} reverse paths of the model"),
+            "step t",
+            &traj,
+        )?;
+        // Seed 000's "best guess of z against x_t", in the model's standardised coordinates.
+        super::undiffuse::guess_plot(
+            &out.path("guess.png"),
+            "Best guess of the noise z given x_t (the model, standardised x)",
+            &den,
+            &sched,
+            t,
+            &[-3.0, 3.0],
+            &[],
+        )?;
+    }
     record.standardization.invert(&mut x_all);
     out.samples(&x_all, d)?;
     out.set("model", a.model.display().to_string());

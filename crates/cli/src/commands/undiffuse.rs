@@ -328,6 +328,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         }
         guess_plot(
             &out.path("guess.png"),
+            "Best guess of the noise z given x_t (exact denoiser)",
             &den,
             &sched,
             from,
@@ -423,8 +424,9 @@ fn metrics(
 }
 
 /// Seed 000's "best guess of z against x_t": the exact denoiser's eps-hat(x, t) at a few steps.
-fn guess_plot(
+pub(crate) fn guess_plot(
     path: &std::path::Path,
+    title: &str,
     den: &dyn Denoiser,
     sched: &Schedule,
     from: usize,
@@ -456,12 +458,7 @@ fn guess_plot(
     }
     lines(
         path,
-        &Figure::new(
-            "Best guess of the noise z given x_t (exact denoiser)",
-            "x_t",
-            "guessed z",
-        )
-        .y_range(-4.5, 4.5),
+        &Figure::new(title, "x_t", "guessed z").y_range(-4.5, 4.5),
         &series,
     )?;
     Ok(())
