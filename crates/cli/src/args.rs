@@ -369,6 +369,9 @@ pub struct TrainArgs {
     /// coordinate) or label (the CSV's label column).
     #[arg(long, default_value = "none")]
     pub cond: String,
+    /// What the model predicts: eps (DDPM), x0, or v.
+    #[arg(long, default_value = "eps")]
+    pub target: String,
     /// Probability of hiding the class in training, so that guidance works when sampling.
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,

@@ -794,3 +794,55 @@ fn prompts_and_labels_steer_the_samples() {
         );
     }
 }
+
+/// Models trained to predict eps, x0 or v all sample the two points, with DDPM and DPM-Solver++:
+/// every prediction is converted to the form each sampler uses.
+#[test]
+fn every_prediction_target_trains_and_samples() {
+    let dir = tmp("targets");
+    for target in ["eps", "x0", "v"] {
+        let m = dir.join(target);
+        ok(&[
+            "train",
+            "--data",
+            "delta:-1,1",
+            "--target",
+            target,
+            "--timesteps",
+            "100",
+            "--hidden",
+            "64",
+            "--depth",
+            "2",
+            "--steps",
+            "1500",
+            "--batch",
+            "128",
+            "--out",
+            s(&m),
+        ]);
+        for sampler in [
+            &["--sampler", "ddpm"][..],
+            &["--sampler", "dpmpp-2m", "--nfe", "20"],
+        ] {
+            let out = dir.join(format!("{target}-{}", sampler[1]));
+            ok(&[
+                &["sample", "--model", s(&m), "--n", "1000", "--out", s(&out)][..],
+                sampler,
+            ]
+            .concat());
+            let x = samples(&out);
+            let near = x
+                .iter()
+                .filter(|v| (*v - 1.0).abs().min((*v + 1.0).abs()) < 0.3)
+                .count() as f64
+                / 1000.0;
+            let left = x.iter().filter(|v| **v < 0.0).count() as f64 / 1000.0;
+            // Binomial(1000, 1/2): 5 standard errors are 0.079.
+            assert!(
+                near > 0.95 && (left - 0.5).abs() < 0.079,
+                "{target} {sampler:?}: {near} near the points, {left} left"
+            );
+        }
+    }
+}

@@ -24,7 +24,7 @@ pub struct Checkpoint {
     pub schedule: String,
     /// T, the schedule's steps.
     pub steps: usize,
-    /// What the model predicts (only "eps" for now).
+    /// What the model predicts: "eps", "x0" or "v".
     pub target: String,
     /// The data standardisation.
     pub standardization: Standardization,
@@ -38,6 +38,27 @@ pub struct Checkpoint {
     /// Class names, in the order of the model's one-hot slots.
     #[serde(default)]
     pub classes: Vec<String>,
+}
+
+impl Checkpoint {
+    /// The prediction target as the core's type.
+    pub fn prediction(&self) -> Result<diffuse_core::Target> {
+        parse_target(&self.target)
+    }
+}
+
+/// "eps", "x0" or "v".
+pub fn parse_target(name: &str) -> Result<diffuse_core::Target> {
+    Ok(match name {
+        "eps" => diffuse_core::Target::Eps,
+        "x0" => diffuse_core::Target::X0,
+        "v" => diffuse_core::Target::V,
+        other => {
+            return Err(NnError::Invalid(format!(
+                "unknown prediction target '{other}' (expected eps, x0 or v)"
+            )));
+        }
+    })
 }
 
 fn no_condition() -> String {

@@ -15,6 +15,7 @@ pub struct LearnedDenoiser {
     classes: usize,
     class: Option<usize>,
     guidance: f64,
+    target: Target,
 }
 
 impl LearnedDenoiser {
@@ -28,7 +29,14 @@ impl LearnedDenoiser {
             classes,
             class: None,
             guidance: 1.0,
+            target: Target::Eps,
         }
+    }
+
+    /// Declares what the model predicts (eps by default).
+    pub fn predicting(mut self, target: Target) -> Self {
+        self.target = target;
+        self
     }
 
     /// Asks for `class` with guidance weight `guidance`.
@@ -72,7 +80,7 @@ impl Denoiser for LearnedDenoiser {
             }
         };
         Ok(Prediction {
-            target: Target::Eps,
+            target: self.target,
             value,
             x: x.clone(),
             level,

@@ -10,7 +10,7 @@ mod denoiser;
 mod mlp;
 mod train;
 
-pub use checkpoint::{Checkpoint, load, save};
+pub use checkpoint::{Checkpoint, load, parse_target, save};
 pub use denoiser::LearnedDenoiser;
 pub use mlp::{Activation, Mlp, MlpConfig, one_hot};
 pub use train::{Batch, Standardization, TrainConfig, train};

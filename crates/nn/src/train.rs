@@ -7,7 +7,7 @@ use std::ops::Range;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use diffuse_core::{NoiseSource, Schedule, Stream};
+use diffuse_core::{NoiseSource, Schedule, Stream, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::mlp::{Mlp, MlpConfig};
@@ -62,7 +62,7 @@ impl Standardization {
 }
 
 /// Settings of a training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     /// Optimiser steps.
     pub steps: usize,
@@ -76,6 +76,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Probability of hiding a sample's class during training (classifier-free guidance).
     pub label_dropout: f64,
+    /// What the model learns to predict: eps (DDPM), x0, or v = sqrt(ab) eps - sqrt(1 - ab) x0.
+    pub target: Target,
 }
 
 /// A batch of training data: standardised row-major samples and, for a conditional model,
@@ -137,20 +139,26 @@ pub fn train(
             .collect();
         let eps = noise.normals(Stream::Other, 2 * step as u64 + 1, rows, d);
         let mut xt = vec![0f32; b * d];
+        let mut goal = vec![0f32; b * d];
         for i in 0..b {
             let (a, s) = (
                 schedule.alpha_bar(ts[i]).sqrt(),
                 schedule.one_minus_alpha_bar(ts[i]).sqrt(),
             );
             for j in 0..d {
-                xt[i * d + j] = (a * x0[i * d + j] + s * eps[i * d + j]) as f32;
+                let (x, e) = (x0[i * d + j], eps[i * d + j]);
+                xt[i * d + j] = (a * x + s * e) as f32;
+                goal[i * d + j] = match train.target {
+                    Target::Eps => e,
+                    Target::X0 => x,
+                    Target::V => a * e - s * x,
+                } as f32;
             }
         }
         let t_in: Vec<f32> = ts.iter().map(|t| *t as f32 / t_max as f32).collect();
-        let eps32: Vec<f32> = eps.iter().map(|v| *v as f32).collect();
         let xt = Tensor::<2>::from_data(TensorData::new(xt, [b, d]), &device);
         let t_in = Tensor::<2>::from_data(TensorData::new(t_in, [b, 1]), &device);
-        let target = Tensor::<2>::from_data(TensorData::new(eps32, [b, d]), &device);
+        let target = Tensor::<2>::from_data(TensorData::new(goal, [b, d]), &device);
         let loss = (model.forward(xt, t_in, class) - target).square().mean();
         let value: f32 = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {

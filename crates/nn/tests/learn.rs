@@ -89,6 +89,7 @@ fn training_learns_and_checkpoints_round_trip() {
         clip: Some(1.0),
         seed: 3,
         label_dropout: 0.0,
+        target: diffuse_core::Target::Eps,
     };
     let mut losses = vec![];
     let model = train(&cfg, None, &s, &draw, &tc, 0, &mut |_, l| losses.push(l)).unwrap();

@@ -52,6 +52,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 clip: None,
                 seed: a.common.seed,
                 label_dropout: 0.0,
+                target: diffuse_core::Target::Eps,
             };
             let start = Instant::now();
             let m = diffuse_nn::train(&cfg, None, &sched, &draw, &tc, 0, &mut |_, _| {})?;

@@ -68,13 +68,18 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             a.label_dropout
         );
     }
+    let prediction = diffuse_nn::parse_target(&a.target).context("--target")?;
     let noise = NoiseSource::new(a.common.seed);
     let mut out = Output::new(a.common.out.as_deref(), "train")?;
     let dir = out.path("");
     let dev = device::cpu().autodiff();
     let (mut model, record) = if a.resume {
         let (m, r) = diffuse_nn::load(&dir, &dev).context("--resume")?;
-        if r.data != a.data || r.steps != a.timesteps || r.schedule != sched.name() {
+        if r.data != a.data
+            || r.steps != a.timesteps
+            || r.schedule != sched.name()
+            || r.target != a.target
+        {
             bail!(
                 "--resume: the model in {} was trained on --data {} with {} over {} steps",
                 dir.display(),
@@ -105,6 +110,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
         record.cond = a.cond.clone();
         record.classes = class_names.clone();
+        record.target = a.target.clone();
         (None, record)
     };
     let draw = |rows: std::ops::Range<u64>| {
@@ -137,6 +143,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             clip: a.clip,
             seed: a.common.seed,
             label_dropout: a.label_dropout,
+            target: prediction,
         };
         let trained = diffuse_nn::train(
             &record.model,
@@ -248,7 +255,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     positive("--batch", a.batch)?;
     let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
     let d = record.model.dim;
-    let den = LearnedDenoiser::new(model, d, record.steps, record.classes.len());
+    let den = LearnedDenoiser::new(model, d, record.steps, record.classes.len())
+        .predicting(record.prediction()?);
     let wanted = match (&a.label, &a.prompt) {
         (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
         (Some(l), None) | (None, Some(l)) => Some(l.clone()),
