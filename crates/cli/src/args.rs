@@ -372,6 +372,10 @@ pub struct TrainArgs {
     /// What the model predicts: eps (DDPM), x0, or v.
     #[arg(long, default_value = "eps")]
     pub target: String,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and sample
+    /// with it.
+    #[arg(long)]
+    pub ema: Option<f64>,
     /// Probability of hiding the class in training, so that guidance works when sampling.
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,

@@ -846,3 +846,56 @@ fn every_prediction_target_trains_and_samples() {
         }
     }
 }
+
+/// With --ema the folder holds the averaged weights for sampling and the raw ones for resuming.
+#[test]
+fn ema_weights_are_sampled_and_resumed() {
+    let dir = tmp("ema");
+    let m = dir.join("m");
+    let base = [
+        "train",
+        "--data",
+        "delta:-1,1",
+        "--ema",
+        "0.99",
+        "--timesteps",
+        "100",
+        "--hidden",
+        "64",
+        "--depth",
+        "2",
+        "--batch",
+        "128",
+    ];
+    ok(&[&base[..], &["--steps", "1000", "--out", s(&m)]].concat());
+    assert!(m.join("raw.safetensors").exists());
+    assert_ne!(
+        std::fs::read(m.join("raw.safetensors")).unwrap(),
+        std::fs::read(m.join("model.safetensors")).unwrap()
+    );
+    ok(&[&base[..], &["--steps", "200", "--resume", "--out", s(&m)]].concat());
+    assert_eq!(summary(&m)["trained_steps"].as_u64(), Some(1200));
+    let out = dir.join("s");
+    ok(&["sample", "--model", s(&m), "--n", "1000", "--out", s(&out)]);
+    let near = samples(&out)
+        .iter()
+        .filter(|v| (*v - 1.0).abs().min((*v + 1.0).abs()) < 0.3)
+        .count();
+    assert!(near > 950, "{near} of 1000 near the points");
+    let r = diffuse(&[
+        "train",
+        "--data",
+        "delta:-1,1",
+        "--timesteps",
+        "100",
+        "--steps",
+        "10",
+        "--resume",
+        "--out",
+        s(&m),
+    ]);
+    assert!(
+        !r.status.success(),
+        "resuming an averaged run without --ema must fail"
+    );
+}

@@ -38,6 +38,10 @@ pub struct Checkpoint {
     /// Class names, in the order of the model's one-hot slots.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The decay of the weight average that model.safetensors holds (the raw weights, for
+    /// resuming, are then in raw.safetensors).
+    #[serde(default)]
+    pub ema: Option<f64>,
 }
 
 impl Checkpoint {
@@ -86,6 +90,7 @@ impl Checkpoint {
             trained_steps,
             cond: no_condition(),
             classes: vec![],
+            ema: None,
         }
     }
 }
@@ -106,16 +111,21 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Saves `model` and its record into the folder `dir`.
 pub fn save(dir: &Path, model: &Mlp, record: &Checkpoint) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
+    save_weights(&dir.join("model.safetensors"), model)?;
+    let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
+    write_atomic(&dir.join("config.json"), json.as_bytes())
+}
+
+/// Writes a model's weights to one safetensors file, atomically.
+pub fn save_weights(path: &Path, model: &Mlp) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
     model
         .save_into(&mut store)
-        .map_err(|e| err(dir, format!("cannot serialise the weights: {e}")))?;
+        .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
     let bytes = store
         .get_bytes()
-        .map_err(|e| err(dir, format!("cannot serialise the weights: {e}")))?;
-    let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
-    write_atomic(&dir.join("model.safetensors"), &bytes)?;
-    write_atomic(&dir.join("config.json"), json.as_bytes())
+        .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
+    write_atomic(path, &bytes)
 }
 
 /// Loads a model folder; any mismatch between the weights and the architecture is an error.
@@ -130,16 +140,21 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Mlp, Checkpoint)> {
             format!("format '{}' is not '{FORMAT}'", record.format),
         ));
     }
-    let weights = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
-    let mut model = record.model.init(device);
+    let model = load_weights(&dir.join("model.safetensors"), &record.model, device)?;
+    Ok((model, record))
+}
+
+/// Reads one safetensors file into a model of `config`; any mismatch is an error.
+pub fn load_weights(weights: &Path, config: &MlpConfig, device: &Device) -> Result<Mlp> {
+    let bytes = std::fs::read(weights).map_err(|e| err(weights, e.to_string()))?;
+    let mut model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = model
         .load_from(&mut store)
-        .map_err(|e| err(&weights, format!("truncated or corrupted weights: {e}")))?;
+        .map_err(|e| err(weights, format!("truncated or corrupted weights: {e}")))?;
     if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         return Err(err(
-            &weights,
+            weights,
             format!(
                 "the weights do not fit the architecture in config.json ({} missing, {} unused, {} mismatched tensors)",
                 result.missing.len(),
@@ -148,5 +163,5 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Mlp, Checkpoint)> {
             ),
         ));
     }
-    Ok((model, record))
+    Ok(model)
 }

@@ -7,11 +7,13 @@
 
 mod checkpoint;
 mod denoiser;
+mod ema;
 mod mlp;
 mod train;
 
-pub use checkpoint::{Checkpoint, load, parse_target, save};
+pub use checkpoint::{Checkpoint, load, load_weights, parse_target, save, save_weights};
 pub use denoiser::LearnedDenoiser;
+pub use ema::Ema;
 pub use mlp::{Activation, Mlp, MlpConfig, one_hot};
 pub use train::{Batch, Standardization, TrainConfig, train};
 

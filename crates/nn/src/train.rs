@@ -94,6 +94,7 @@ pub fn train(
     draw: &dyn Fn(Range<u64>) -> Batch,
     train: &TrainConfig,
     first_step: usize,
+    mut ema: Option<&mut crate::ema::Ema>,
     on_step: &mut dyn FnMut(usize, f64),
 ) -> Result<Mlp> {
     if train.steps == 0 || train.batch == 0 || !(train.lr > 0.0 && train.lr.is_finite()) {
@@ -169,6 +170,9 @@ pub fn train(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = adam.step(train.lr, model, grads);
+        if let Some(e) = ema.as_deref_mut() {
+            e.update(&model);
+        }
         on_step(step, f64::from(value));
     }
     Ok(model)

@@ -92,7 +92,10 @@ fn training_learns_and_checkpoints_round_trip() {
         target: diffuse_core::Target::Eps,
     };
     let mut losses = vec![];
-    let model = train(&cfg, None, &s, &draw, &tc, 0, &mut |_, l| losses.push(l)).unwrap();
+    let model = train(&cfg, None, &s, &draw, &tc, 0, None, &mut |_, l| {
+        losses.push(l)
+    })
+    .unwrap();
     assert_eq!(losses.len(), 1500);
     let device = Device::flex();
     let learned = LearnedDenoiser::new(model.valid(), 1, 100, 0);

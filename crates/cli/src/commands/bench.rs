@@ -55,7 +55,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 target: diffuse_core::Target::Eps,
             };
             let start = Instant::now();
-            let m = diffuse_nn::train(&cfg, None, &sched, &draw, &tc, 0, &mut |_, _| {})?;
+            let m = diffuse_nn::train(&cfg, None, &sched, &draw, &tc, 0, None, &mut |_, _| {})?;
             rates.push(a.train_steps as f64 / start.elapsed().as_secs_f64());
             model = Some(m);
         }

@@ -8,7 +8,7 @@ use diffuse_core::samplers::{self, BatchNoise};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
 use diffuse_nn::{
-    Activation, Checkpoint, LearnedDenoiser, MlpConfig, NnError, Standardization, TrainConfig,
+    Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, NnError, Standardization, TrainConfig,
 };
 use diffuse_plot::{Figure, Hist, Series, Style, lines};
 
@@ -62,6 +62,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }
         other => bail!("--cond {other}: expected none, sign or label"),
     };
+    if let Some(e) = a.ema.filter(|e| !(0.0..1.0).contains(e)) {
+        bail!("--ema must be a decay in [0, 1) (got {e})");
+    }
     if !(0.0..1.0).contains(&a.label_dropout) {
         bail!(
             "--label-dropout must be in [0, 1) (got {})",
@@ -73,8 +76,25 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let mut out = Output::new(a.common.out.as_deref(), "train")?;
     let dir = out.path("");
     let dev = device::cpu().autodiff();
-    let (mut model, record) = if a.resume {
+    let (mut model, record, mut ema) = if a.resume {
         let (m, r) = diffuse_nn::load(&dir, &dev).context("--resume")?;
+        if r.ema != a.ema {
+            bail!(
+                "--resume: the model in {} was trained with --ema {:?}, not {:?}",
+                dir.display(),
+                r.ema,
+                a.ema
+            );
+        }
+        // With an average, model.safetensors holds the average and raw.safetensors the weights.
+        let (m, ema) = match r.ema {
+            Some(decay) => {
+                let raw = diffuse_nn::load_weights(&dir.join("raw.safetensors"), &r.model, &dev)
+                    .context("--resume")?;
+                (raw, Some(Ema::starting_at(decay, &m)))
+            }
+            None => (m, None),
+        };
         if r.data != a.data
             || r.steps != a.timesteps
             || r.schedule != sched.name()
@@ -88,7 +108,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 r.steps
             );
         }
-        (Some(m), r)
+        (Some(m), r, ema)
     } else {
         let mut fit = data.sample(&noise, FIT_ROWS);
         let std = Standardization::fit(&fit, d);
@@ -111,7 +131,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         record.cond = a.cond.clone();
         record.classes = class_names.clone();
         record.target = a.target.clone();
-        (None, record)
+        record.ema = a.ema;
+        (None, record, a.ema.map(Ema::new))
     };
     let draw = |rows: std::ops::Range<u64>| {
         let mut x = data.sample(&noise, rows.clone());
@@ -152,6 +173,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             &draw,
             &tc,
             step,
+            ema.as_mut(),
             &mut |k, l| {
                 losses.push((k, l));
                 bar.inc(1);
@@ -168,9 +190,16 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             other => other?,
         };
         step += chunk;
+        if ema.is_some() {
+            diffuse_nn::save_weights(&dir.join("raw.safetensors"), &trained.valid())?;
+        }
+        let for_sampling = match &ema {
+            Some(e) => e.apply(trained.valid()),
+            None => trained.valid(),
+        };
         diffuse_nn::save(
             &dir,
-            &trained.valid(),
+            &for_sampling,
             &Checkpoint {
                 trained_steps: step,
                 ..record.clone()
