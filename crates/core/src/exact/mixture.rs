@@ -441,6 +441,12 @@ mod tests {
                 up[j] += h;
                 dn[j] -= h;
                 let fd = (q.log_density(&up) - q.log_density(&dn)) / (2.0 * h);
+                // Seed 004's analytic score of the diffused mixture, sum_c pi_c (mu_c - x) / s_c^2.
+                let analytic = q.score(p)[j];
+                assert!(
+                    (analytic - fd).abs() < 1e-4 * (1.0 + fd.abs()),
+                    "{analytic} vs {fd}"
+                );
                 assert!(
                     (score[i][j] - fd).abs() < 1e-4 * (1.0 + fd.abs()),
                     "{} vs {fd}",

@@ -47,11 +47,6 @@ impl<'a> SigmaDenoiser<'a> {
         self.nfe.get()
     }
 
-    /// The schedule.
-    pub fn schedule(&self) -> &Schedule {
-        self.schedule
-    }
-
     /// Reports step `step` of `steps`, reached at `sigma`, to a callback (x in the VP scaling).
     pub fn report(
         &self,
