@@ -96,3 +96,44 @@ pub fn scatter_vs(path: &Path, title: &str, samples: &[f64], data: &[f64]) -> Re
     diffuse_plot::scatter(path, &Figure::new(title, "x0", "x1"), &sets)?;
     Ok(())
 }
+
+/// The paths of the first `k` samples (global rows 0..k) of a run drawn in batches, first
+/// coordinate against time.
+pub struct PathRecorder {
+    paths: Vec<Vec<(f64, f64)>>,
+    error: Option<diffuse_core::CoreError>,
+}
+
+impl PathRecorder {
+    /// Records the first `k` samples.
+    pub fn new(k: usize) -> Self {
+        Self {
+            paths: vec![vec![]; k],
+            error: None,
+        }
+    }
+
+    /// Adds time `t` for the rows of `x`, a batch whose first global row is `first`, that are
+    /// among the first `k` samples.
+    pub fn record(&mut self, first: usize, t: f64, x: &burn::tensor::Tensor<2>) {
+        let (k, m) = (self.paths.len(), x.dims()[0]);
+        if first >= k || self.error.is_some() {
+            return;
+        }
+        match diffuse_core::tensor::to_vec(&x.clone().slice([0..k.min(first + m) - first, 0..1])) {
+            Ok(v) => v
+                .iter()
+                .enumerate()
+                .for_each(|(i, xi)| self.paths[first + i].push((t, *xi))),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The paths, or the first error met while reading them.
+    pub fn finish(self) -> Result<Vec<Vec<(f64, f64)>>> {
+        match self.error {
+            Some(e) => Err(e.into()),
+            None => Ok(self.paths),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use diffuse_core::tensor::{from_flat, to_vec};
 use diffuse_core::{Mixture, NoiseSource, Schedule, device, forward};
 use diffuse_plot::{Figure, Heatmap, Hist, Series, Style, heatmap};
 
-use super::figures::{grid, histogram_with_theory, paths, scatter_vs};
+use super::figures::{PathRecorder, grid, histogram_with_theory, paths, scatter_vs};
 use super::{batches, dataset, done, mean_var, positive, schedule};
 use crate::args::ForwardArgs;
 use crate::output::Output;
@@ -28,40 +28,25 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
     let dev = device::default_device();
     let k = p.trajectories.min(n);
     let (mut x0_all, mut stepped, mut jumped) = (vec![], vec![], vec![]);
-    let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; if d == 1 { k } else { 0 }];
+    let mut paths_rec = PathRecorder::new(if d == 1 { k } else { 0 });
     let bar = crate::progress::bar((n * to.max(1)) as u64, "forward");
     for rows in batches(n, p.batch) {
         let m = (rows.end - rows.start) as usize;
         let x0v = data.sample(&noise, rows.clone());
         let x0 = from_flat(&x0v, m, d, &dev);
-        let first = rows.start;
-        let mut record = |t: usize, x: &[f64]| {
-            for (i, path) in traj.iter_mut().enumerate() {
-                if (i as u64) >= first && (i as u64) < first + m as u64 {
-                    path.push((t as f64, x[i - first as usize]));
-                }
-            }
-        };
-        record(0, &x0v);
-        let mut err = None;
+        let first = rows.start as usize;
+        paths_rec.record(first, 0.0, &x0);
         let x_b = forward::diffuse(x0.clone(), &sched, to, &noise, rows.clone(), &mut |t, x| {
-            if first < k as u64 && d == 1 {
-                match to_vec(&x.clone().slice([0..(k.min(m)), 0..1])) {
-                    Ok(v) => record(t, &v),
-                    Err(e) => err = Some(e),
-                }
-            }
+            paths_rec.record(first, t as f64, x);
             bar.inc(m as u64);
         })?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
         let (x_j, _) = forward::jump(x0, &sched, to, &noise, rows)?;
         stepped.extend(to_vec(&x_b)?);
         jumped.extend(to_vec(&x_j)?);
         x0_all.extend(x0v);
     }
     bar.finish_and_clear();
+    let traj = paths_rec.finish()?;
     let theory = data.analytic().map(|m| m.diffused(sched.alpha_bar(to)));
     let continuous = theory.as_ref().filter(|q| q.is_continuous());
     out.set("data", p.data.clone());

@@ -12,7 +12,7 @@ use diffuse_nn::{
 };
 use diffuse_plot::{Figure, Hist, Series, Style, lines};
 
-use super::figures::{histogram_with_theory, scatter_vs};
+use super::figures::{PathRecorder, histogram_with_theory, scatter_vs};
 use super::undiffuse::{sampler, sampler_name};
 use super::{batches, dataset, done, positive, schedule};
 use crate::args::{SampleArgs, TrainArgs};
@@ -318,37 +318,39 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let pilot = BatchNoise::new(noise, 0..n.min(256) as u64).prior(d, &dev);
     let chosen = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
     let mut out = Output::new(a.common.out.as_deref(), "sample")?;
-    let record_std = record.standardization.clone();
     let mut x_all = vec![];
     let mut nfe = 0;
-    // Paths of the first samples (1-D), de-standardised.
+    // Paths of the first samples (1-D).
     let k = if d == 1 { a.trajectories.min(n) } else { 0 };
-    let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; k];
+    let mut paths_rec = PathRecorder::new(k);
     let bar = crate::progress::bar(n as u64, "sample");
     for rows in batches(n, a.batch) {
         let batch = BatchNoise::new(noise, rows.clone());
-        let (first, m) = (rows.start as usize, (rows.end - rows.start) as usize);
-        let mut record_paths = |time: f64, x: &burn::tensor::Tensor<2>| {
-            if first < k
-                && let Ok(v) = to_vec(&x.clone().slice([0..k.min(first + m) - first, 0..1]))
-            {
-                for (i, xi) in v.iter().enumerate() {
-                    let mut y = [*xi];
-                    record_std.invert(&mut y);
-                    traj[first + i].push((time, y[0]));
-                }
-            }
-        };
+        let first = rows.start as usize;
         let x_t = batch.prior(d, &dev);
-        record_paths(t as f64, &x_t);
+        paths_rec.record(first, t as f64, &x_t);
         let (x, used) = samplers::run(&chosen, &den, &sched, x_t, t, 0, &batch, &mut |e| {
-            record_paths(e.t, e.x)
+            paths_rec.record(first, e.t, e.x)
         })?;
         x_all.extend(to_vec(&x)?);
         nfe = used;
         bar.inc(rows.end - rows.start);
     }
     bar.finish_and_clear();
+    // The model samples standardised data: paths go back to the data's units.
+    let traj: Vec<Vec<(f64, f64)>> = paths_rec
+        .finish()?
+        .into_iter()
+        .map(|p| {
+            p.into_iter()
+                .map(|(time, x)| {
+                    let mut y = [x];
+                    record.standardization.invert(&mut y);
+                    (time, y[0])
+                })
+                .collect()
+        })
+        .collect();
     if k > 0 {
         super::figures::paths(
             &out.path("paths.png"),

@@ -13,7 +13,7 @@ use diffuse_core::tensor::{from_flat, to_vec};
 use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device, forward};
 use diffuse_plot::{Figure, Hist, Series, lines};
 
-use super::figures::{grid, histogram_with_theory, paths, scatter_vs};
+use super::figures::{PathRecorder, grid, histogram_with_theory, paths, scatter_vs};
 use super::forward::density_map;
 use super::{batches, dataset, done, positive, schedule};
 use crate::args::{PriorName, SamplerArgs, SamplerName, UndiffuseArgs, VarianceName};
@@ -172,7 +172,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         a.to,
     )?;
     let k = if d == 1 { p.trajectories.min(n) } else { 0 };
-    let mut traj: Vec<Vec<(f64, f64)>> = vec![vec![]; k];
+    let mut paths_rec = PathRecorder::new(k);
     let (mut finals, mut nfe) = (vec![], 0);
     let bar = crate::progress::bar(n as u64, "undiffuse");
     for rows in batches(n, p.batch) {
@@ -180,34 +180,17 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         let batch = BatchNoise::new(noise, rows.clone());
         let x = start_of(rows.clone())?;
         let first = rows.start as usize;
-        let mut record = |t: f64, x: &[f64]| {
-            for (i, path) in traj.iter_mut().enumerate() {
-                if i >= first && i < first + m {
-                    path.push((t, x[i - first]));
-                }
-            }
-        };
-        if first < k {
-            record(from as f64, &to_vec(&x.clone().slice([0..k.min(m), 0..1]))?);
-        }
-        let mut err = None;
+        paths_rec.record(first, from as f64, &x);
         let (x_b, evals) =
             samplers::run(&sampler, &den, &sched, x, from, a.to, &batch, &mut |e| {
-                if first < k {
-                    match to_vec(&e.x.clone().slice([0..k.min(m), 0..1])) {
-                        Ok(v) => record(e.t, &v),
-                        Err(er) => err = Some(er),
-                    }
-                }
+                paths_rec.record(first, e.t, e.x)
             })?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
         nfe = evals;
         finals.extend(to_vec(&x_b)?);
         bar.inc(m as u64);
     }
     bar.finish_and_clear();
+    let traj = paths_rec.finish()?;
     if finals.iter().any(|v| !v.is_finite()) {
         bail!(
             "the reverse process produced non-finite values: try more --grid-steps or a smaller --tol"
