@@ -153,9 +153,12 @@ pub enum SamplerName {
     /// DPM-Solver++(2M).
     #[value(name = "dpmpp-2m")]
     DpmPP2M,
-    /// DPM-Solver++(3M).
+    /// DPM-Solver++(3M), of order 3.
     #[value(name = "dpmpp-3m")]
     DpmPP3M,
+    /// DPM-Solver++(3M) as diffusers and k-diffusion write it (order 2: see the README).
+    #[value(name = "dpmpp-3m-diffusers")]
+    DpmPP3MDiffusers,
     /// UniPC (bh2, order 2).
     Unipc,
     /// The reverse SDE by Euler-Maruyama.
@@ -210,6 +213,13 @@ pub struct SamplerArgs {
     /// Tolerance (relative and absolute) of the adaptive ODE solver.
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Start a karras, exponential or uniform grid at this sigma instead of sigma(A): the prior
+    /// sample is taken as one at sigma_max (EDM; keep it well above the data's spread).
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
+    /// On a run to step 0, the last sigma before 0 (default sigma(1)).
+    #[arg(long)]
+    pub sigma_min: Option<f64>,
 }
 
 /// `diffuse undiffuse`.
@@ -264,12 +274,16 @@ pub struct NllArgs {
     #[arg(long)]
     pub samples: PathBuf,
     /// The distribution whose exact denoiser defines the model.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub data: Option<String>,
+    /// A trained model (a `diffuse train` directory): its learned denoiser, schedule and
+    /// standardisation define the density (unconditional).
     #[arg(long)]
-    pub data: String,
-    /// Noise schedule (its last step must reach N(0, I): the prior).
+    pub model: Option<PathBuf>,
+    /// Noise schedule with --data (its last step must reach N(0, I): the prior).
     #[arg(long, default_value = "linear:1e-4:0.02")]
     pub schedule: String,
-    /// T, the number of steps of the schedule.
+    /// T, the number of steps of the schedule, with --data.
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
     /// Hutchinson probes for the divergence (0: exact, by every coordinate).

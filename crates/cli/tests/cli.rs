@@ -899,3 +899,105 @@ fn ema_weights_are_sampled_and_resumed() {
         "resuming an averaged run without --ema must fail"
     );
 }
+
+/// `nll --model`: a trained model's density, in the data's units. Its cross-entropy cannot beat
+/// the true density (up to sampling error), and the standardisation's Jacobian is counted: the
+/// same data in units ten times smaller trains the same network (the standardised data are the
+/// same) and costs exactly ln 10 nats more per sample.
+#[test]
+fn nll_of_a_trained_model_is_a_density_in_the_data_units() {
+    let dir = tmp("nll-model");
+    let mut nll = vec![];
+    for (scale, name) in [(1.0, "g1"), (10.0, "g10")] {
+        let g = dir.join(format!("{name}.json"));
+        std::fs::write(
+            &g,
+            format!(
+                r#"{{"weights":[0.3,0.7],"means":[[{}],[{}]],"stds":[{},{}]}}"#,
+                -2.0 * scale,
+                1.5 * scale,
+                0.3 * scale,
+                0.6 * scale
+            ),
+        )
+        .unwrap();
+        let spec = format!("gmm:{}", s(&g));
+        let (m, x) = (dir.join(format!("m{name}")), dir.join(format!("x{name}")));
+        ok(&[
+            "train",
+            "--data",
+            &spec,
+            "--steps",
+            "1500",
+            "--batch",
+            "256",
+            "--out",
+            s(&m),
+        ]);
+        ok(&[
+            "forward",
+            "--data",
+            &spec,
+            "--to",
+            "0",
+            "--n",
+            "400",
+            "--seed",
+            "7",
+            "--trajectories",
+            "0",
+            "--out",
+            s(&x),
+        ]);
+        let samples = x.join("samples.csv");
+        let (by_model, by_truth) = (dir.join(format!("nm{name}")), dir.join(format!("nt{name}")));
+        ok(&[
+            "nll",
+            "--model",
+            s(&m),
+            "--samples",
+            s(&samples),
+            "--ode-steps",
+            "100",
+            "--out",
+            s(&by_model),
+        ]);
+        ok(&[
+            "nll",
+            "--data",
+            &spec,
+            "--samples",
+            s(&samples),
+            "--out",
+            s(&by_truth),
+        ]);
+        let read = |d: &Path| -> Vec<f64> {
+            std::fs::read_to_string(d.join("loglik.csv"))
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.parse::<f64>().unwrap())
+                .collect()
+        };
+        let (lm, lt) = (read(&by_model), read(&by_truth));
+        // Paired differences: the model's excess over the true density, in nats per sample.
+        let diff: Vec<f64> = lt.iter().zip(&lm).map(|(t, m)| t - m).collect();
+        let n = diff.len() as f64;
+        let mean = diff.iter().sum::<f64>() / n;
+        let se = (diff.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt();
+        assert!(
+            mean > -3.0 * se,
+            "{name}: the model beats the truth by {mean} (se {se})"
+        );
+        assert!(
+            mean < 0.5,
+            "{name}: {mean} nats per sample worse than the truth"
+        );
+        nll.push(summary(&by_model)["nll_nats"].as_f64().unwrap());
+    }
+    let shift = nll[1] - nll[0];
+    assert!(
+        (shift - 10f64.ln()).abs() < 1e-3,
+        "scaling the data by 10 moved the model's NLL by {shift}, not ln 10"
+    );
+}

@@ -52,6 +52,11 @@ impl Standardization {
         }
     }
 
+    /// ln |det| of the map x -> (x - mean) / std: log p(x) = log p_z(z) + this.
+    pub fn log_det(&self) -> f64 {
+        -self.std.iter().map(|s| s.ln()).sum::<f64>()
+    }
+
     /// x std + mean.
     pub fn invert(&self, x: &mut [f64]) {
         let d = self.mean.len();

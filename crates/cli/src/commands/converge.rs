@@ -80,6 +80,8 @@ pub fn run(a: &ConvergeArgs) -> Result<()> {
             churn: 0.0,
             grid_steps: None,
             tol: 1e-5,
+            sigma_max: None,
+            sigma_min: None,
         };
         let deterministic = *name != SamplerName::EulerAncestral;
         let (mut nfes, mut errors, mut eds) = (vec![], vec![], vec![]);

@@ -276,16 +276,25 @@ fn loss_plot(path: &std::path::Path, losses: &[(usize, f64)]) -> Result<()> {
     Ok(())
 }
 
+/// The trained model in `dir` as a denoiser (unconditional), with its record and schedule.
+pub(crate) fn load_model(
+    dir: &std::path::Path,
+    dev: &burn::tensor::Device,
+) -> Result<(LearnedDenoiser, diffuse_nn::Checkpoint, Schedule)> {
+    let (model, record) = diffuse_nn::load(dir, dev).context("--model")?;
+    let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
+    let den = LearnedDenoiser::new(model, record.model.dim, record.steps, record.classes.len())
+        .predicting(record.prediction()?);
+    Ok((den, record, sched))
+}
+
 /// `diffuse sample`.
 pub fn sample(a: &SampleArgs) -> Result<()> {
     let dev = device::cpu();
-    let (model, record) = diffuse_nn::load(&a.model, &dev).context("--model")?;
+    let (den, record, sched) = load_model(&a.model, &dev)?;
     let n = positive("--n", a.n)?;
     positive("--batch", a.batch)?;
-    let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
     let d = record.model.dim;
-    let den = LearnedDenoiser::new(model, d, record.steps, record.classes.len())
-        .predicting(record.prediction()?);
     let wanted = match (&a.label, &a.prompt) {
         (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
         (Some(l), None) | (None, Some(l)) => Some(l.clone()),

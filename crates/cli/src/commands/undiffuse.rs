@@ -7,7 +7,8 @@ use diffuse_core::metrics::{
     chi_square, energy_distance, ks_one_sample, ks_two_sample, project, unit_direction,
 };
 use diffuse_core::samplers::{
-    self, BatchNoise, Churn, GridKind, OdeMethod, Sampler, SigmaMethod, Variance, level_at_step,
+    self, BatchNoise, Churn, GridKind, OdeMethod, Sampler, SigmaMethod, SigmaRange, Variance,
+    level_at_step,
 };
 use diffuse_core::tensor::{from_flat, to_vec};
 use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device, forward};
@@ -51,11 +52,31 @@ pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler
         }
         Ok(e)
     };
+    let range = SigmaRange {
+        max: a.sigma_max,
+        min: a.sigma_min,
+    };
     let sigma = |method: SigmaMethod, steps: usize| Sampler::Sigma {
         method,
         grid,
         steps: steps.max(1),
+        range,
     };
+    let sigma_samplers = [
+        SamplerName::Euler,
+        SamplerName::EulerAncestral,
+        SamplerName::Heun,
+        SamplerName::Lms,
+        SamplerName::DpmPP2M,
+        SamplerName::DpmPP3M,
+        SamplerName::DpmPP3MDiffusers,
+        SamplerName::Unipc,
+    ];
+    if range != SigmaRange::FULL && !sigma_samplers.contains(&a.sampler) {
+        bail!(
+            "--sigma-max and --sigma-min apply to the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc)"
+        );
+    }
     Ok(match a.sampler {
         SamplerName::Ddpm => Sampler::Ddpm(match a.variance {
             VarianceName::Posterior => Variance::Posterior,
@@ -88,7 +109,18 @@ pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler
         }
         SamplerName::Lms => sigma(SigmaMethod::Lms { order: 4 }, nfe),
         SamplerName::DpmPP2M => sigma(SigmaMethod::DpmPP2M, nfe),
-        SamplerName::DpmPP3M => sigma(SigmaMethod::DpmPP3M, nfe),
+        SamplerName::DpmPP3M => sigma(
+            SigmaMethod::DpmPP3M {
+                diffusers_form: false,
+            },
+            nfe,
+        ),
+        SamplerName::DpmPP3MDiffusers => sigma(
+            SigmaMethod::DpmPP3M {
+                diffusers_form: true,
+            },
+            nfe,
+        ),
         SamplerName::Unipc => sigma(SigmaMethod::UniPc, nfe),
         SamplerName::Sde => Sampler::Sde {
             steps: match a.grid_steps {
@@ -229,9 +261,17 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
             out.set("grid", format!("{spacing:?}").to_lowercase());
             out.set("grid_steps", *steps);
         }
-        Sampler::Sigma { grid, steps, .. } => {
+        Sampler::Sigma {
+            grid, steps, range, ..
+        } => {
             out.set("grid", format!("{grid:?}").to_lowercase());
             out.set("grid_steps", *steps);
+            if let Some(v) = range.max {
+                out.num("sigma_max", v);
+            }
+            if let Some(v) = range.min {
+                out.num("sigma_min", v);
+            }
         }
         Sampler::Ode { .. } => {}
     }

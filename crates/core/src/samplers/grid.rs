@@ -53,6 +53,43 @@ impl GridKind {
     }
 }
 
+/// Where a Karras, exponential or uniform-time grid starts and (on a run to 0) stops, when not
+/// at the schedule's own sigma(from) and sigma(1). As in EDM (sigma_max = 80, sigma_min = 0.002
+/// for images), sigma_max should be large against the data's spread: the run starts from the
+/// prior as though it were the law at sigma_max. With few steps, a range fitted to the data
+/// matters more than the sampler (README, "Few steps").
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SigmaRange {
+    /// The first level, if below sigma(from).
+    pub max: Option<f64>,
+    /// The last level before 0 on a run to step 0, if above sigma(1).
+    pub min: Option<f64>,
+}
+
+impl SigmaRange {
+    /// The schedule's own range.
+    pub const FULL: SigmaRange = SigmaRange {
+        max: None,
+        min: None,
+    };
+
+    fn check(&self) -> Result<()> {
+        for (name, v) in [("sigma_max", self.max), ("sigma_min", self.min)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return invalid(format!("{name} must be a positive number (got {v})"));
+            }
+        }
+        if let (Some(hi), Some(lo)) = (self.max, self.min)
+            && lo >= hi
+        {
+            return invalid(format!("sigma_min {lo} must be below sigma_max {hi}"));
+        }
+        Ok(())
+    }
+}
+
 /// diffusers' inference timesteps (0-based, decreasing) for `n` steps of a `t`-step schedule.
 pub fn diffusers_timesteps(spacing: Spacing, t: usize, n: usize) -> Vec<usize> {
     match spacing {
@@ -81,13 +118,21 @@ pub fn diffusers_timesteps(spacing: Spacing, t: usize, n: usize) -> Vec<usize> {
 /// The sigma grid of `n` steps from whole step `from` down to step `to` (its last entry is 0
 /// when `to` = 0, as k-diffusion appends). Model timesteps use the schedule's steps
 /// (diffusers timestep tau is this crate's step tau + 1).
+/// `range` narrows Karras, exponential and uniform-time grids; it is an error with timesteps.
 pub fn sigma_grid(
     kind: GridKind,
     schedule: &Schedule,
     from: usize,
     to: usize,
     n: usize,
+    range: SigmaRange,
 ) -> Result<Vec<f64>> {
+    range.check()?;
+    if matches!(kind, GridKind::Timesteps(_)) && range != SigmaRange::FULL {
+        return invalid(
+            "a sigma range applies to karras, exponential and uniform grids, not to the model's own timesteps",
+        );
+    }
     if n == 0 {
         return invalid("a grid needs at least one step (steps = 0)");
     }
@@ -101,7 +146,19 @@ pub fn sigma_grid(
     } else {
         (to as f64, n + 1)
     };
-    let (hi, lo) = (sigma_at(from as f64), sigma_at(low_t));
+    let mut hi = sigma_at(from as f64);
+    let mut lo = sigma_at(low_t);
+    if let Some(max) = range.max {
+        hi = hi.min(max);
+    }
+    if let (Some(min), 0) = (range.min, to) {
+        lo = lo.max(min);
+    }
+    if lo >= hi {
+        return invalid(format!(
+            "the grid would start at sigma {hi} and stop at {lo}: sigma_max must be above sigma_min"
+        ));
+    }
     let mut sigmas: Vec<f64> = match kind {
         GridKind::Karras { rho } => {
             let (a, b) = (hi.powf(1.0 / rho), lo.powf(1.0 / rho));
@@ -110,10 +167,16 @@ pub fn sigma_grid(
         GridKind::Exponential => ramp(points)
             .map(|r| (hi.ln() + r * (lo.ln() - hi.ln())).exp())
             .collect(),
-        GridKind::UniformTime => {
+        GridKind::UniformTime if range == SigmaRange::FULL => {
             return Ok(ramp(n + 1)
                 .map(|r| sigma_at(from as f64 + r * (to as f64 - from as f64)))
                 .collect());
+        }
+        GridKind::UniformTime => {
+            let (t_hi, t_lo) = (schedule.t_at_sigma(hi), schedule.t_at_sigma(lo));
+            ramp(points)
+                .map(|r| sigma_at(t_hi + r * (t_lo - t_hi)))
+                .collect()
         }
         GridKind::Timesteps(spacing) => {
             let span = from - to;
@@ -178,7 +241,7 @@ mod tests {
             GridKind::UniformTime,
             GridKind::Timesteps(Spacing::Trailing),
         ] {
-            let g = sigma_grid(kind, &s, 1000, 0, 10).unwrap();
+            let g = sigma_grid(kind, &s, 1000, 0, 10, SigmaRange::FULL).unwrap();
             assert_eq!(g.len(), 11, "{kind:?}");
             assert!(
                 (g[0] - s.sigma(1000)).abs() < 1e-9 * s.sigma(1000),
@@ -188,14 +251,91 @@ mod tests {
             assert!(g.windows(2).all(|w| w[1] < w[0]), "{kind:?}: {g:?}");
         }
         // Karras rho = 7 between sigma_max and sigma_min (k-diffusion's get_sigmas_karras).
-        let g = sigma_grid(GridKind::Karras { rho: 7.0 }, &s, 1000, 0, 4).unwrap();
+        let g = sigma_grid(
+            GridKind::Karras { rho: 7.0 },
+            &s,
+            1000,
+            0,
+            4,
+            SigmaRange::FULL,
+        )
+        .unwrap();
         let (a, b) = (s.sigma(1000).powf(1.0 / 7.0), s.sigma(1).powf(1.0 / 7.0));
         assert!((g[1] - (a + (b - a) / 3.0).powi(7)).abs() < 1e-9 * g[1]);
         assert!((g[3] - s.sigma(1)).abs() < 1e-12);
         // Partial runs end at sigma(to).
-        let g = sigma_grid(GridKind::Exponential, &s, 800, 200, 5).unwrap();
+        let g = sigma_grid(GridKind::Exponential, &s, 800, 200, 5, SigmaRange::FULL).unwrap();
         assert_eq!(g.len(), 6);
         assert!((g[5] - s.sigma(200)).abs() < 1e-9 * g[5]);
         assert!(GridKind::parse("wiggly").is_err());
+    }
+
+    #[test]
+    fn a_range_narrows_the_grid_to_sigma_max_and_sigma_min() {
+        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+        let range = SigmaRange {
+            max: Some(20.0),
+            min: Some(0.05),
+        };
+        for kind in [
+            GridKind::Karras { rho: 7.0 },
+            GridKind::Exponential,
+            GridKind::UniformTime,
+        ] {
+            let g = sigma_grid(kind, &s, 1000, 0, 10, range).unwrap();
+            assert_eq!(g.len(), 11, "{kind:?}");
+            assert!(
+                (g[0] - 20.0).abs() < 1e-9 && (g[9] - 0.05).abs() < 1e-9,
+                "{kind:?}: {g:?}"
+            );
+            assert_eq!(g[10], 0.0);
+        }
+        // Exponential: equal ratios between neighbours.
+        let g = sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, range).unwrap();
+        let q = (0.05f64 / 20.0).powf(1.0 / 9.0);
+        assert!(
+            g.windows(2)
+                .take(9)
+                .all(|w| (w[1] / w[0] - q).abs() < 1e-12)
+        );
+        // A sigma_max above the start changes nothing; bad ranges are errors.
+        let wide = SigmaRange {
+            max: Some(1e6),
+            min: None,
+        };
+        assert_eq!(
+            sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, wide).unwrap(),
+            sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, SigmaRange::FULL).unwrap()
+        );
+        for bad in [
+            SigmaRange {
+                max: Some(0.01),
+                min: Some(0.05),
+            },
+            SigmaRange {
+                max: Some(f64::NAN),
+                min: None,
+            },
+            SigmaRange {
+                max: None,
+                min: Some(-1.0),
+            },
+        ] {
+            assert!(
+                sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            sigma_grid(
+                GridKind::Timesteps(Spacing::Trailing),
+                &s,
+                1000,
+                0,
+                10,
+                range
+            )
+            .is_err()
+        );
     }
 }

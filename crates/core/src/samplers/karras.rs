@@ -236,10 +236,17 @@ pub fn dpmpp_2m(
 /// DPM-Solver++(3M): the third-order multistep update of Lu et al. (2022) with
 /// phi_2 = (e^{-h} - 1)/h + 1 and phi_3 = phi_2 / h - 1/2, started by a first-order and a
 /// DPM-Solver++(2M) step, as diffusers' third-order dpmsolver++ does.
+///
+/// D2 = (D1_0 - D1_1) / (r0 + r1) estimates h^2 D''/2, and the exact integral of the quadratic
+/// term of D's Taylor expansion, int_0^h e^{-(h-u)} u^2 D''/2 du, is -2 phi_3 D2. The reference
+/// implementations (DPM-Solver, diffusers, k-diffusion) subtract phi_3 D2, half of it, which
+/// leaves a local error O(h^3) and a global order of 2. By default this function uses the
+/// Taylor coefficient and is of order 3; `diffusers_form` reproduces the reference update.
 pub fn dpmpp_3m(
     model: &SigmaDenoiser,
     x: Tensor<2>,
     sigmas: &[f64],
+    diffusers_form: bool,
     cb: &mut dyn FnMut(&Event),
 ) -> Result<Tensor<2>> {
     check(sigmas)?;
@@ -264,7 +271,8 @@ pub fn dpmpp_3m(
                     let dd1 = d1_0.clone() + (d1_0.clone() - d1_1.clone()) * (r0 / (r0 + r1));
                     let dd2 = (d1_0 - d1_1) / (r0 + r1);
                     let phi_3 = phi_2 / h - 0.5;
-                    x = x + dd1 * phi_2 - dd2 * phi_3;
+                    let c2 = if diffusers_form { phi_3 } else { 2.0 * phi_3 };
+                    x = x + dd1 * phi_2 - dd2 * c2;
                 }
                 [(d1, h1)] => {
                     // The second-order start-up step is DPM-Solver++(2M)'s (diffusers' midpoint form).

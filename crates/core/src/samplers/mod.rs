@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 
 pub use ddim::ddim;
 pub use ddpm::{Variance, ddpm};
-pub use grid::{GridKind, Spacing, sigma_grid};
+pub use grid::{GridKind, SigmaRange, Spacing, sigma_grid};
 pub use karras::Churn;
 pub use ode::{OdeMethod, OdeStats, probability_flow};
 pub use sde::reverse_sde;
@@ -121,7 +121,11 @@ pub enum SigmaMethod {
     /// DPM-Solver++(2M).
     DpmPP2M,
     /// DPM-Solver++(3M).
-    DpmPP3M,
+    DpmPP3M {
+        /// The reference implementations' update, whose second-difference term is half the
+        /// Taylor coefficient (order 2); false: the order-3 update.
+        diffusers_form: bool,
+    },
     /// UniPC, order 2, bh2.
     UniPc,
 }
@@ -158,6 +162,8 @@ pub enum Sampler {
         grid: GridKind,
         /// Number of steps.
         steps: usize,
+        /// Where the grid starts and stops.
+        range: SigmaRange,
     },
 }
 
@@ -234,9 +240,10 @@ pub fn run(
             method,
             grid,
             steps,
+            range,
         } => {
             crate::denoiser::check_dim(&x, denoiser.dim())?;
-            let sigmas = sigma_grid(*grid, schedule, from, to, *steps)?;
+            let sigmas = sigma_grid(*grid, schedule, from, to, *steps, *range)?;
             let model = sigma::SigmaDenoiser::new(denoiser, schedule);
             let x = sigma::to_ve(x, sigmas[0]);
             let x = match method {
@@ -249,7 +256,9 @@ pub fn run(
                 }
                 SigmaMethod::Lms { order } => karras::lms(&model, x, &sigmas, *order, callback)?,
                 SigmaMethod::DpmPP2M => karras::dpmpp_2m(&model, x, &sigmas, callback)?,
-                SigmaMethod::DpmPP3M => karras::dpmpp_3m(&model, x, &sigmas, callback)?,
+                SigmaMethod::DpmPP3M { diffusers_form } => {
+                    karras::dpmpp_3m(&model, x, &sigmas, *diffusers_form, callback)?
+                }
                 SigmaMethod::UniPc => karras::unipc(&model, x, &sigmas, callback)?,
             };
             Ok((sigma::to_vp(&x, sigmas[sigmas.len() - 1]), model.nfe()))
@@ -301,3 +310,6 @@ mod order_tests;
 
 #[cfg(test)]
 mod reference_tests;
+
+#[cfg(test)]
+mod few_step_tests;

@@ -47,6 +47,7 @@ pub fn endpoint_errors(
                 method,
                 grid,
                 steps: *n,
+                range: SigmaRange::FULL,
             };
             let (y, _) = run(&sampler, &den, &s, x.clone(), from, to, &batch, &mut silent).unwrap();
             let y = to_vec(&y).unwrap();
@@ -59,10 +60,9 @@ pub fn endpoint_errors(
         .collect()
 }
 
-/// Euler ~1, Heun ~2 and DPM-Solver++(2M) ~2 on a grid uniform in log sigma; DPM-Solver++(3M)
-/// ~3 where its first-order and second-order start-up steps fall at high noise (a grid uniform
-/// in t). Like k-diffusion's and diffusers', our 3M starts with lower-order steps, so on grids that
-/// spend its first steps where the solution bends its observed order falls towards 2.
+/// Euler ~1, Heun ~2, DPM-Solver++(2M) ~2 and (3M) ~3 on a grid uniform in log sigma, each
+/// within 0.3 (issue 4, acceptance 1). The 3M update as the reference implementations write it
+/// (half the Taylor coefficient on its second difference) is shown to be of order 2 only.
 #[test]
 fn observed_orders_match_the_methods() {
     let one_d = Mixture::new(vec![0.3, 0.7], vec![vec![-2.0], vec![1.5]], vec![0.3, 0.6]).unwrap();
@@ -72,12 +72,25 @@ fn observed_orders_match_the_methods() {
         vec![0.3, 0.5, 0.4],
     )
     .unwrap();
+    // Errors stay above the f32 floor (~2e-5) up to 128 steps for every method here.
     let steps = [32, 48, 64, 96, 128];
     for (name, m) in [("1-D", &one_d), ("2-D", &two_d)] {
         for (method, order) in [
             (SigmaMethod::Euler, 1.0),
             (SigmaMethod::Heun(Churn::default()), 2.0),
             (SigmaMethod::DpmPP2M, 2.0),
+            (
+                SigmaMethod::DpmPP3M {
+                    diffusers_form: false,
+                },
+                3.0,
+            ),
+            (
+                SigmaMethod::DpmPP3M {
+                    diffusers_form: true,
+                },
+                2.0,
+            ),
         ] {
             let errors = endpoint_errors(m, method, GridKind::Exponential, &steps);
             let p = fitted_order(&steps, &errors);
@@ -86,9 +99,6 @@ fn observed_orders_match_the_methods() {
                 "{name} {method:?}: order {p:.2}, errors {errors:?}"
             );
         }
-        let errors = endpoint_errors(m, SigmaMethod::DpmPP3M, GridKind::UniformTime, &steps);
-        let p = fitted_order(&steps, &errors);
-        assert!(p > 2.7, "{name} 3M: order {p:.2}, errors {errors:?}");
     }
 }
 

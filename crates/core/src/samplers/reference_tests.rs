@@ -81,7 +81,15 @@ fn the_sigma_table_is_diffusers() {
         0.34167441725730896,
         0.0,
     ];
-    let got = sigma_grid(GridKind::Timesteps(Spacing::Trailing), &sd(), 1000, 0, 10).unwrap();
+    let got = sigma_grid(
+        GridKind::Timesteps(Spacing::Trailing),
+        &sd(),
+        1000,
+        0,
+        10,
+        SigmaRange::FULL,
+    )
+    .unwrap();
     // diffusers keeps its sigmas in float32: 1e-6 relative.
     assert_close("sigmas", &got, &want, 1e-6);
     assert_eq!(
@@ -92,7 +100,15 @@ fn the_sigma_table_is_diffusers() {
 
 #[test]
 fn lms_coefficients_are_diffusers() {
-    let sigmas = sigma_grid(GridKind::Timesteps(Spacing::Trailing), &sd(), 1000, 0, 10).unwrap();
+    let sigmas = sigma_grid(
+        GridKind::Timesteps(Spacing::Trailing),
+        &sd(),
+        1000,
+        0,
+        10,
+        SigmaRange::FULL,
+    )
+    .unwrap();
     let got: Vec<f64> = (0..4)
         .map(|j| karras::lms_coefficient(4, &sigmas, 3, j))
         .collect();
@@ -112,6 +128,7 @@ fn whole_runs_match_diffusers() {
         method,
         grid: trailing,
         steps,
+        range: SigmaRange::FULL,
     };
     let cases: [(&str, Sampler, [f64; 4]); 6] = [
         (
@@ -160,7 +177,12 @@ fn whole_runs_match_diffusers() {
         ),
         (
             "DPM-Solver++(3M)",
-            sigma(SigmaMethod::DpmPP3M, 20),
+            sigma(
+                SigmaMethod::DpmPP3M {
+                    diffusers_form: true,
+                },
+                20,
+            ),
             [
                 9.975537401788504,
                 -15.502006745317733,

@@ -14,6 +14,7 @@ fn samplers(steps: usize) -> Vec<(&'static str, Sampler)> {
         method,
         grid: GridKind::UniformTime,
         steps,
+        range: SigmaRange::FULL,
     };
     vec![
         ("ddpm", Sampler::Ddpm(Variance::Posterior)),
