@@ -1001,3 +1001,138 @@ fn nll_of_a_trained_model_is_a_density_in_the_data_units() {
         "scaling the data by 10 moved the model's NLL by {shift}, not ln 10"
     );
 }
+
+fn loss_rows(dir: &Path) -> Vec<(usize, f64)> {
+    std::fs::read_to_string(dir.join("loss.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (k, v) = l.split_once(',').unwrap();
+            (k.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Seed 001's ConditionalLinear model and the sinusoidal-embedding MLP train (the loss falls),
+/// resume (the loss curve continues), sample with a fast sampler, and refuse to resume as another
+/// architecture; AdamW is an option; bad model options are one-line errors.
+#[test]
+fn every_architecture_trains_resumes_and_samples() {
+    let dir = tmp("models");
+    let (gmm, _) = write_gmm(&dir);
+    let spec = format!("gmm:{}", s(&gmm));
+    for model in ["conditional-mlp", "sinusoidal-mlp"] {
+        let m = dir.join(model);
+        let train = |extra: &[&str]| {
+            let mut args = vec![
+                "train",
+                "--data",
+                &spec,
+                "--model",
+                model,
+                "--hidden",
+                "64",
+                "--depth",
+                "2",
+                "--timesteps",
+                "100",
+                "--batch",
+                "128",
+                "--weight-decay",
+                "0.01",
+                "--out",
+                s(&m),
+            ];
+            args.extend_from_slice(extra);
+            ok(&args);
+        };
+        train(&["--steps", "600"]);
+        train(&["--steps", "100", "--resume"]);
+        let losses = loss_rows(&m);
+        assert_eq!(losses.len(), 700, "{model}");
+        assert!(losses.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{model}");
+        let mean = |r: &[(usize, f64)]| r.iter().map(|p| p.1).sum::<f64>() / r.len() as f64;
+        let (first, last) = (mean(&losses[..50]), mean(&losses[650..]));
+        assert!(last < 0.8 * first, "{model}: loss {first} -> {last}");
+        let cfg = std::fs::read_to_string(m.join("config.json")).unwrap();
+        assert!(cfg.contains(if model == "conditional-mlp" {
+            "per-step"
+        } else {
+            "sinusoidal"
+        }));
+        let out = dir.join(format!("{model}-samples"));
+        ok(&[
+            "sample",
+            "--model",
+            s(&m),
+            "--n",
+            "500",
+            "--sampler",
+            "dpmpp-2m",
+            "--nfe",
+            "20",
+            "--out",
+            s(&out),
+        ]);
+        assert!(
+            samples(&out)
+                .iter()
+                .all(|v| v.is_finite() && v.abs() < 10.0)
+        );
+        let other = diffuse(&[
+            "train",
+            "--data",
+            &spec,
+            "--model",
+            "mlp",
+            "--timesteps",
+            "100",
+            "--steps",
+            "10",
+            "--resume",
+            "--out",
+            s(&m),
+        ]);
+        assert!(
+            !other.status.success(),
+            "{model}: resumed as another architecture"
+        );
+    }
+    for bad in [
+        &["--model", "transformer"][..],
+        &["--model", "sinusoidal-mlp", "--time-features", "3"],
+        &["--weight-decay", "-1"],
+    ] {
+        let mut args = vec!["train", "--data", &spec, "--steps", "10", "--out"];
+        let o = dir.join("bad");
+        args.push(s(&o));
+        args.extend_from_slice(bad);
+        let out = diffuse(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.trim().lines().count() == 1,
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+/// `diffuse demo`: lists the recipes, refuses an unknown one, and seed 000's recipe (quick)
+/// answers its prompts (issue 3, acceptance 3).
+#[test]
+fn the_seed_000_demo_follows_its_prompts() {
+    let list = diffuse(&["demo"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    for name in ["seed000", "seed001", "seed003", "seed004"] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert!(!diffuse(&["demo", "seed999"]).status.success());
+    let dir = tmp("demo");
+    ok(&["demo", "seed000", "--quick", "--out", s(&dir)]);
+    for prompt in ["left", "right"] {
+        let v = summary(&dir.join(format!("seed000-{prompt}")));
+        let f = v["fraction_matching_prompt"].as_f64().unwrap();
+        assert!(f > 0.95, "{prompt}: {f}");
+    }
+    assert!(dir.join("index.html").exists());
+}

@@ -101,7 +101,7 @@ impl Ema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mlp::{Activation, MlpConfig};
+    use crate::mlp::{Activation, MlpConfig, TimeEncoding};
     use burn::tensor::Device;
 
     /// With decay d, after updates with weights w1 then w2 the average is d w1 + (1 - d) w2.
@@ -114,6 +114,7 @@ mod tests {
             depth: 1,
             activation: Activation::Relu,
             classes: 0,
+            time: TimeEncoding::Appended,
         };
         device.seed(1);
         let m1 = cfg.init(&device);

@@ -14,7 +14,7 @@ mod train;
 pub use checkpoint::{Checkpoint, load, load_weights, parse_target, save, save_weights};
 pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;
-pub use mlp::{Activation, Mlp, MlpConfig, one_hot};
+pub use mlp::{Activation, Mlp, MlpConfig, TimeEncoding, one_hot};
 pub use train::{Batch, Standardization, TrainConfig, train};
 
 use thiserror::Error;

@@ -1,11 +1,12 @@
 //! The DDPM training loop (Ho et al. 2020, Algorithm 1; seeds 001 and 003): a random step t per
 //! sample, x_t by the closed form, and the mean squared error between the true and the guessed
-//! noise, minimised by Adam with PyTorch's settings (eps = 1e-8) and optional norm clipping.
+//! noise, minimised by Adam (or AdamW, with decoupled weight decay) with PyTorch's settings
+//! (eps = 1e-8) and optional norm clipping.
 
 use std::ops::Range;
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use diffuse_core::{NoiseSource, Schedule, Stream, Target};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,14 @@ impl Standardization {
         Self { mean, std }
     }
 
+    /// The identity (mean 0, std 1): data used as they are.
+    pub fn identity(d: usize) -> Self {
+        Self {
+            mean: vec![0.0; d],
+            std: vec![1.0; d],
+        }
+    }
+
     /// (x - mean) / std.
     pub fn apply(&self, x: &mut [f64]) {
         let d = self.mean.len();
@@ -75,6 +84,8 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Adam's learning rate.
     pub lr: f64,
+    /// AdamW's decoupled weight decay (Loshchilov & Hutter 2019); None: plain Adam.
+    pub weight_decay: Option<f64>,
     /// Clip the gradient's global norm to this (seed 001 clips at 1).
     pub clip: Option<f64>,
     /// Seed of the initial weights, the batches, the steps and the noise.
@@ -110,10 +121,24 @@ pub fn train(
     let device = Device::flex().autodiff();
     device.seed(train.seed);
     let mut model = start.unwrap_or_else(|| config.init(&device));
-    let mut adam = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(train.clip.map(|c| GradientClippingConfig::Norm(c as f32)))
-        .init();
+    config.validate()?;
+    if let Some(w) = train.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+        return Err(NnError::Invalid(format!(
+            "weight decay must be a non-negative number (got {w})"
+        )));
+    }
+    let clip = train.clip.map(|c| GradientClippingConfig::Norm(c as f32));
+    let mut adam = match train.weight_decay {
+        None => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_grad_clipping(clip)
+            .init(),
+        Some(w) => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(w as f32)
+            .with_grad_clipping(clip)
+            .init(),
+    };
     let noise = NoiseSource::new(train.seed);
     let (d, b, t_max) = (config.dim, train.batch, schedule.steps());
     for step in first_step + 1..=first_step + train.steps {

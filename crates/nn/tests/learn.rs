@@ -7,8 +7,8 @@ use diffuse_core::samplers::level_at_step;
 use diffuse_core::tensor::{from_flat, to_vec};
 use diffuse_core::{Mixture, NoiseSource, Schedule, Stream};
 use diffuse_nn::{
-    Activation, Checkpoint, LearnedDenoiser, MlpConfig, Standardization, TrainConfig, load, save,
-    train,
+    Activation, Checkpoint, LearnedDenoiser, MlpConfig, Standardization, TimeEncoding, TrainConfig,
+    load, save, train,
 };
 
 fn problem() -> (Mixture, Schedule, MlpConfig) {
@@ -23,6 +23,7 @@ fn problem() -> (Mixture, Schedule, MlpConfig) {
             depth: 2,
             activation: Activation::Relu,
             classes: 0,
+            time: TimeEncoding::Appended,
         },
     )
 }
@@ -86,6 +87,7 @@ fn training_learns_and_checkpoints_round_trip() {
         steps: 1500,
         batch: 128,
         lr: 1e-3,
+        weight_decay: None,
         clip: Some(1.0),
         seed: 3,
         label_dropout: 0.0,

@@ -10,7 +10,7 @@ use diffuse_core::samplers::{self, BatchNoise, Sampler, Variance};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
 use diffuse_data::Dataset;
-use diffuse_nn::{Activation, LearnedDenoiser, MlpConfig, TrainConfig};
+use diffuse_nn::{Activation, LearnedDenoiser, MlpConfig, TimeEncoding, TrainConfig};
 use serde_json::json;
 
 use super::{done, positive};
@@ -34,6 +34,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         depth: 3,
         activation: Activation::Relu,
         classes: 0,
+        time: TimeEncoding::Appended,
     };
     let data = Dataset::parse("spiral")?;
     let noise = NoiseSource::new(a.common.seed);
@@ -49,6 +50,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 steps: a.train_steps,
                 batch: b,
                 lr: 1e-3,
+                weight_decay: None,
                 clip: None,
                 seed: a.common.seed,
                 label_dropout: 0.0,

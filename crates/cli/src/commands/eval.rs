@@ -7,7 +7,7 @@ use diffuse_core::metrics::{
 };
 use diffuse_data::Source;
 
-use super::{done, mean_var, positive, samples_and_data};
+use super::{done, excess_energy, mean_var, positive, report_excess, samples_and_data};
 use crate::args::EvalArgs;
 use crate::output::Output;
 
@@ -67,6 +67,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         "energy_distance",
         energy_distance(&x[..m * d], &y[..m * d], d),
     );
+    report_excess(&mut out, excess_energy(x, d, &data, &noise));
     out.num(
         "sliced_wasserstein",
         sliced_wasserstein(x, &y, d, a.projections, &noise),

@@ -8,13 +8,14 @@ use diffuse_core::samplers::{self, BatchNoise};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
 use diffuse_nn::{
-    Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, NnError, Standardization, TrainConfig,
+    Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, NnError, Standardization,
+    TimeEncoding, TrainConfig,
 };
 use diffuse_plot::{Figure, Hist, Series, Style, lines};
 
 use super::figures::{PathRecorder, histogram_with_theory, scatter_vs};
 use super::undiffuse::{sampler, sampler_name};
-use super::{batches, dataset, done, positive, schedule};
+use super::{batches, dataset, done, excess_energy, positive, report_excess, schedule};
 use crate::args::{SampleArgs, TrainArgs};
 use crate::output::Output;
 
@@ -33,10 +34,18 @@ fn activation(name: &str) -> Result<Activation> {
 
 /// `diffuse train`.
 pub fn train(a: &TrainArgs) -> Result<()> {
-    if a.model != "mlp" {
+    let time = match a.model.as_str() {
+        "mlp" => TimeEncoding::Appended,
+        "sinusoidal-mlp" => TimeEncoding::Sinusoidal {
+            features: a.time_features,
+        },
+        "conditional-mlp" => TimeEncoding::PerStep { steps: a.timesteps },
+        other => bail!("--model {other}: expected mlp, conditional-mlp or sinusoidal-mlp"),
+    };
+    if a.time_features == 0 || a.time_features % 2 == 1 {
         bail!(
-            "--model {}: only 'mlp' (the time-appended MLP of seeds 000/003/004) exists so far",
-            a.model
+            "--time-features must be a positive even number (got {})",
+            a.time_features
         );
     }
     let data = dataset(&a.data)?;
@@ -99,26 +108,31 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             || r.steps != a.timesteps
             || r.schedule != sched.name()
             || r.target != a.target
+            || r.model.time != time
         {
             bail!(
-                "--resume: the model in {} was trained on --data {} with {} over {} steps",
+                "--resume: the model in {} was trained on --data {} with {} over {} steps (a {:?} model)",
                 dir.display(),
                 r.data,
                 r.schedule,
-                r.steps
+                r.steps,
+                r.model.time
             );
         }
         (Some(m), r, ema)
     } else {
-        let mut fit = data.sample(&noise, FIT_ROWS);
-        let std = Standardization::fit(&fit, d);
-        std.apply(&mut fit);
+        let std = if a.no_standardize {
+            Standardization::identity(d)
+        } else {
+            Standardization::fit(&data.sample(&noise, FIT_ROWS), d)
+        };
         let cfg = MlpConfig {
             classes: class_names.len(),
             dim: d,
             hidden: a.hidden,
             depth: a.depth,
             activation: activation(&a.activation)?,
+            time,
         };
         let mut record = Checkpoint::new(
             cfg,
@@ -161,6 +175,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             steps: chunk,
             batch: a.batch,
             lr: a.lr,
+            weight_decay: a.weight_decay,
             clip: a.clip,
             seed: a.common.seed,
             label_dropout: a.label_dropout,
@@ -219,6 +234,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     out.set("trained_steps", step);
     out.set("batch", a.batch);
     out.num("lr", a.lr);
+    if let Some(w) = a.weight_decay {
+        out.num("weight_decay", w);
+    }
     out.num(
         "final_loss_mean_of_last_100",
         tail.iter().sum::<f64>() / tail.len().max(1) as f64,
@@ -380,6 +398,18 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     }
     record.standardization.invert(&mut x_all);
     out.samples(&x_all, d)?;
+    if record.cond == "sign"
+        && a.guidance != 0.0
+        && let Some(l) = a.prompt.as_ref().or(a.label.as_ref())
+    {
+        // Seed 000's prompt: left asks for the point below zero, right for the one above.
+        let want_right = l == "right";
+        let hits = x_all
+            .chunks(d)
+            .filter(|r| (r[0] >= 0.0) == want_right)
+            .count();
+        out.num("fraction_matching_prompt", hits as f64 / n as f64);
+    }
     out.set("model", a.model.display().to_string());
     out.set("sampler", sampler_name(&a.sampling));
     out.set("label", a.label.clone().or_else(|| a.prompt.clone()));
@@ -394,6 +424,9 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
             "energy_distance_vs_data",
             diffuse_core::metrics::energy_distance(&x_all[..m * d], &reference[..m * d], d),
         );
+        if a.label.is_none() && a.prompt.is_none() {
+            report_excess(&mut out, excess_energy(&x_all, d, &data, &noise));
+        }
         if d == 1 {
             histogram_with_theory(
                 &out.path("histogram.png"),

@@ -3,6 +3,7 @@
 mod bench;
 mod chains;
 mod converge;
+mod demo;
 mod eval;
 mod figures;
 mod forward;
@@ -29,6 +30,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Converge(a) => converge::run(&a),
         Command::Nll(a) => nll::run(&a),
         Command::Tour(a) => tour::run(&a),
+        Command::Demo(a) => demo::run(&a),
     }
 }
 
@@ -93,5 +95,45 @@ pub(crate) fn batches(n: usize, batch: usize) -> impl Iterator<Item = std::ops::
 pub(crate) fn done(summary: &std::path::Path) {
     if let Some(dir) = summary.parent() {
         eprintln!("wrote {}", dir.display());
+    }
+}
+
+/// Reference draws for the excess energy distance start at this row of the data stream, far
+/// from the rows other commands use, so that `sample` and `eval` with one --seed compare
+/// against the same draws.
+const EXCESS_ROWS: u64 = 1 << 43;
+
+/// The excess energy distance of the first (at most 2,000) rows of `x` to `data`, averaged over
+/// 5 pairs of fresh draws; None for a data file (it has no independent draws).
+pub(crate) fn excess_energy(
+    x: &[f64],
+    d: usize,
+    data: &diffuse_data::Dataset,
+    noise: &diffuse_core::NoiseSource,
+) -> Option<(usize, diffuse_core::metrics::ExcessEnergy)> {
+    if matches!(data.source, diffuse_data::Source::Table(_)) {
+        return None;
+    }
+    let m = (x.len() / d).min(2000) as u64;
+    let mut reference = |k: usize| {
+        let start = EXCESS_ROWS + k as u64 * m;
+        data.sample(noise, start..start + m)
+    };
+    let e =
+        diffuse_core::metrics::excess_energy_distance(&x[..m as usize * d], d, 5, &mut reference);
+    Some((m as usize, e))
+}
+
+/// Writes an [`excess_energy`] result into a summary.
+pub(crate) fn report_excess(
+    out: &mut crate::output::Output,
+    excess: Option<(usize, diffuse_core::metrics::ExcessEnergy)>,
+) {
+    if let Some((m, e)) = excess {
+        out.set("excess_energy_n", m);
+        out.set("excess_energy_draws", e.draws);
+        out.num("energy_distance_mean", e.distance);
+        out.num("energy_distance_floor", e.floor);
+        out.num("excess_energy_distance", e.excess);
     }
 }

@@ -9,18 +9,18 @@ use clap::Parser;
 
 use crate::args::{Cli, TourArgs};
 
-/// One experiment of the tour.
-struct Experiment {
+/// One experiment of the tour or of a demo.
+pub(crate) struct Experiment {
     /// Folder name under the tour's output.
-    name: &'static str,
+    pub name: &'static str,
     /// Heading.
-    title: &'static str,
+    pub title: &'static str,
     /// Which seed it follows and what to look for.
-    caption: &'static str,
+    pub caption: &'static str,
     /// The command, without `diffuse` and `--out`.
-    args: &'static str,
+    pub args: &'static str,
     /// Figures in display order (those the command wrote are shown).
-    figures: &'static [(&'static str, &'static str)],
+    pub figures: &'static [(&'static str, &'static str)],
 }
 
 const CHAIN_FIGS: &[(&str, &str)] = &[
@@ -196,41 +196,6 @@ const EXPERIMENTS: &[Experiment] = &[
         args: "nll --data 8gaussians --samples {out}/data-8gaussians/samples.csv",
         figures: &[],
     },
-    Experiment {
-        name: "train-spiral",
-        title: "Learning the spiral (seed 003)",
-        caption: "Seed 003's model (three hidden layers of 256, ReLU, T = 1000, linear 1e-4..0.02, Adam 1e-3) \
-                  learns the noise of the spiral; the loss curve with its 100-step mean (seed 000).",
-        args: "train --data spiral --steps 3000 --batch 256",
-        figures: &[("loss.png", "Training loss")],
-    },
-    Experiment {
-        name: "sample-spiral",
-        title: "Sampling the learned spiral",
-        caption: "The trained model sampled with 20 evaluations of DPM-Solver++(2M); energy distance to fresh \
-                  spiral data in the numbers.",
-        args: "sample --model {out}/train-spiral --n 2000 --sampler dpmpp-2m --nfe 20",
-        figures: &[("scatter.png", "Model samples against the data")],
-    },
-    Experiment {
-        name: "train-prompt",
-        title: "Prompting left or right (seed 000)",
-        caption: "Trained with seed 000's prompt (left: the point below zero, right: the point above), \
-                  the model is asked for 'left'.",
-        args: "train --data delta:-0.5,0.5 --cond sign --timesteps 200 --hidden 64 --depth 2 --steps 2000 --batch 128",
-        figures: &[("loss.png", "Training loss")],
-    },
-    Experiment {
-        name: "sample-prompt-left",
-        title: "The answer to 'left'",
-        caption: "Samples and paths of the prompted model, and its guess of the noise against x_t.",
-        args: "sample --model {out}/train-prompt --prompt left --n 2000 --sampler ddpm",
-        figures: &[
-            ("histogram.png", "Samples against the data"),
-            ("paths.png", "Reverse paths"),
-            ("guess.png", "The model's guess of the noise"),
-        ],
-    },
 ];
 
 fn escape(s: &str) -> String {
@@ -239,29 +204,52 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The arguments of an experiment, with smaller samples in quick mode.
+/// The arguments of an experiment: in quick mode, smaller samples and a tenth of the training.
 fn arguments(e: &Experiment, quick: bool, out: &Path) -> Vec<String> {
-    e.args
+    let words: Vec<String> = e
+        .args
         .replace("{out}", &out.display().to_string())
         .split_whitespace()
-        .map(|w| {
-            if quick && (w == "10000" || w == "4000") {
-                "2000".to_string()
-            } else {
-                w.to_string()
-            }
-        })
-        .collect()
+        .map(str::to_string)
+        .collect();
+    let training = words.first().is_some_and(|w| w == "train");
+    let mut args = Vec::with_capacity(words.len());
+    for (i, w) in words.iter().enumerate() {
+        let after_steps = i > 0 && words[i - 1] == "--steps";
+        args.push(match w.as_str() {
+            "10000" | "4000" if quick => "2000".to_string(),
+            n if quick && training && after_steps => (n.parse::<usize>().unwrap_or(1000) / 10)
+                .max(100)
+                .to_string(),
+            _ => w.clone(),
+        });
+    }
+    args
 }
 
-/// `diffuse tour`.
-pub fn run(a: &TourArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let bar = crate::progress::bar(EXPERIMENTS.len() as u64, "tour");
+/// Runs one experiment into `root`/NAME; returns its section of the page.
+pub(crate) fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<String> {
+    let dir = root.join(e.name);
+    let mut argv = vec!["diffuse".to_string()];
+    argv.extend(arguments(e, quick, root));
+    argv.extend(["--out".to_string(), dir.display().to_string()]);
+    let cli = Cli::try_parse_from(&argv).with_context(|| format!("experiment {}", e.name))?;
+    super::run(cli.command).with_context(|| format!("experiment {}", e.name))?;
+    let mut html = String::new();
+    section(&mut html, e, &argv[1..].join(" "), &dir, root)?;
+    Ok(html)
+}
+
+/// Writes `root`/index.html: a heading, a table of contents and the sections.
+pub(crate) fn page(
+    root: &Path,
+    intro: &str,
+    experiments: &[&Experiment],
+    sections: &[String],
+) -> Result<std::path::PathBuf> {
     let mut html = String::from(HEAD);
-    let _ = writeln!(html, "<ul class=\"toc\">");
-    for e in EXPERIMENTS {
+    let _ = writeln!(html, "<p>{}</p><ul class=\"toc\">", escape(intro));
+    for e in experiments {
         let _ = writeln!(
             html,
             "<li><a href=\"#{}\">{}</a></li>",
@@ -270,22 +258,43 @@ pub fn run(a: &TourArgs) -> Result<()> {
         );
     }
     let _ = writeln!(html, "</ul>");
-    for e in EXPERIMENTS {
+    for s in sections {
+        html.push_str(s);
+    }
+    html.push_str("</body></html>\n");
+    let index = root.join("index.html");
+    std::fs::write(&index, html).with_context(|| format!("cannot write {}", index.display()))?;
+    Ok(index)
+}
+
+/// Every experiment of the tour: the physics and samplers, then every demo's steps.
+fn all_experiments() -> Vec<&'static Experiment> {
+    EXPERIMENTS
+        .iter()
+        .chain(super::demo::DEMOS.iter().flat_map(|d| d.steps.iter()))
+        .collect()
+}
+
+/// `diffuse tour`.
+pub fn run(a: &TourArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let experiments = all_experiments();
+    let bar = crate::progress::bar(experiments.len() as u64, "tour");
+    let mut sections = vec![];
+    for e in &experiments {
         bar.set_message(e.name);
-        let dir = a.out.join(e.name);
-        let mut argv = vec!["diffuse".to_string()];
-        argv.extend(arguments(e, a.quick, &a.out));
-        argv.extend(["--out".to_string(), dir.display().to_string()]);
-        let cli =
-            Cli::try_parse_from(&argv).with_context(|| format!("tour experiment {}", e.name))?;
-        super::run(cli.command).with_context(|| format!("tour experiment {}", e.name))?;
-        section(&mut html, e, &argv[1..].join(" "), &dir, &a.out)?;
+        sections.push(run_experiment(e, a.quick, &a.out)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    html.push_str("</body></html>\n");
-    let index = a.out.join("index.html");
-    std::fs::write(&index, html).with_context(|| format!("cannot write {}", index.display()))?;
+    let index = page(
+        &a.out,
+        "Every experiment of the seeds, run by diffuse tour. Under each: what it shows, the command \
+         that re-makes it, its figures, and the numbers from its summary.json.",
+        &experiments,
+        &sections,
+    )?;
     eprintln!("wrote {} (open it in a browser)", index.display());
     Ok(())
 }
@@ -365,7 +374,7 @@ fn section(
 }
 
 const HEAD: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>diffuse: a tour</title>
+<html lang="en"><head><meta charset="utf-8"><title>diffuse</title>
 <style>
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } section { border-top: 1px solid #ddd; padding-top: 1em; margin-top: 2em; }
@@ -377,7 +386,5 @@ table { border-collapse: collapse; font-size: 0.9em; margin-top: 0.8em; }
 td { border: 1px solid #ddd; padding: 0.2em 0.6em; } td:first-child { font-family: monospace; }
 .toc { columns: 2; } .files { font-size: 0.85em; }
 </style></head><body>
-<h1>diffuse: a tour</h1>
-<p>Every experiment of the seeds, run by <code>diffuse tour</code>. Under each: what it shows, the command
-that re-makes it, its figures, and the numbers from its <code>summary.json</code>.</p>
+<h1>diffuse</h1>
 "#;
