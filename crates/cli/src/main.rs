@@ -4,12 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod alloc;
 mod args;
 mod commands;
 mod output;
 mod progress;
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     // A panic is a bug in diffuse; even then the user gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let msg = info

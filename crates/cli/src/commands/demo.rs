@@ -92,7 +92,9 @@ pub(crate) const DEMOS: &[Demo] = &[
             Experiment {
                 name: "seed001-exact",
                 title: "The same sampler with the exact denoiser",
-                caption: "What the schedule itself allows: the ideal denoiser of 2,000 reference points.",
+                caption: "What the schedule itself allows: the ideal denoiser of 2,000 reference points \
+                          (a perfect denoiser of a finite sample; its excess energy distance is the floor of \
+                          this schedule and sampler).",
                 args: "undiffuse --data swissroll --schedule sigmoid:1e-5:1e-2 --steps 100 --prior normal \
                        --sampler ddpm --variance beta --n 2000",
                 figures: &[("scatter.png", "Exact-denoiser samples against the data")],

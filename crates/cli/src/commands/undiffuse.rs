@@ -302,6 +302,9 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         a.to,
         &noise,
     );
+    if a.to == 0 && d > 1 {
+        super::report_excess(&mut out, super::excess_energy(&finals, d, &data, &noise));
+    }
 
     if d == 1 {
         let title = format!(
