@@ -1136,3 +1136,105 @@ fn the_seed_000_demo_follows_its_prompts() {
     }
     assert!(dir.join("index.html").exists());
 }
+
+/// Issue 5 groundwork: image data sets train and sample from the command line. A
+/// class-conditional model of scikit-learn's digits writes each sample as an 8x8 grayscale PNG
+/// and a grid; Fashion-MNIST is read from the Debian package (60,000 28x28 images, ten classes);
+/// a corrupt image in a folder is a one-line error.
+#[test]
+fn image_data_trains_and_samples_pictures() {
+    let dir = tmp("images");
+    let m = dir.join("m");
+    ok(&[
+        "train",
+        "--data",
+        "digits",
+        "--cond",
+        "label",
+        "--hidden",
+        "64",
+        "--depth",
+        "2",
+        "--steps",
+        "300",
+        "--batch",
+        "64",
+        "--out",
+        s(&m),
+    ]);
+    let out = dir.join("s");
+    ok(&[
+        "sample",
+        "--model",
+        s(&m),
+        "--label",
+        "3",
+        "--n",
+        "12",
+        "--sampler",
+        "dpmpp-2m",
+        "--nfe",
+        "10",
+        "--out",
+        s(&out),
+    ]);
+    for i in 0..12 {
+        let png = std::fs::read(out.join("images").join(format!("{i:04}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        // IHDR: width and height (big-endian u32 at 16 and 20), bit depth 8, colour type 0 (gray).
+        assert_eq!(
+            (&png[16..24], png[24], png[25]),
+            (&[0, 0, 0, 8, 0, 0, 0, 8][..], 8, 0)
+        );
+    }
+    assert!(out.join("grid.png").exists());
+    // Fashion-MNIST from the package the README's set-up installs: 784 pixels in [-1, 1].
+    let f = dir.join("f");
+    ok(&[
+        "forward",
+        "--data",
+        "fashion-mnist",
+        "--to",
+        "0",
+        "--n",
+        "20",
+        "--trajectories",
+        "0",
+        "--out",
+        s(&f),
+    ]);
+    let x = samples(&f);
+    assert_eq!(x.len(), 20 * 784);
+    assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)) && x.iter().any(|v| *v > 0.5));
+    let e = diffuse(&[
+        "train",
+        "--data",
+        "fashion-mnist:/no/such/dir",
+        "--steps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && err.contains("dataset-fashion-mnist"),
+        "{err}"
+    );
+    // A corrupt image in an image folder.
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(folder.join("a")).unwrap();
+    std::fs::write(folder.join("a").join("x.png"), b"not a png").unwrap();
+    let spec = format!("images:{}", s(&folder));
+    let e = diffuse(&[
+        "train",
+        "--data",
+        &spec,
+        "--steps",
+        "1",
+        "--out",
+        s(&dir.join("t")),
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && err.trim().lines().count() == 1 && err.contains("x.png"),
+        "{err}"
+    );
+}

@@ -6,6 +6,9 @@ use diffuse_core::{Mixture, NoiseSource, Stream};
 
 use crate::csv::{Table, read_csv};
 use crate::gmm::read_gmm;
+use crate::images::{
+    FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, ImageSet, digits, read_idx_dir, read_image_folder,
+};
 use crate::toy::{Toy, eight_gaussians, mixture1d};
 use crate::{DataError, Result};
 
@@ -18,6 +21,8 @@ pub enum Source {
     Toy(Toy),
     /// A finite data set from a file.
     Table(Table),
+    /// Grayscale images with classes.
+    Images(ImageSet),
 }
 
 /// A parsed `--data` spec.
@@ -66,6 +71,32 @@ impl Dataset {
                 Source::Mixture(m)
             }
             ("csv", Some(path)) => Source::Table(read_csv(Path::new(path))?),
+            ("fashion-mnist" | "fashion-mnist-test", dir) => {
+                let dir = Path::new(dir.unwrap_or(FASHION_MNIST_DIR));
+                if !dir.exists() {
+                    return Err(DataError::Spec(format!(
+                        "data '{spec}': {} does not exist (install the Debian package \
+                         dataset-fashion-mnist, or give fashion-mnist:DIR)",
+                        dir.display()
+                    )));
+                }
+                let split = if kind == "fashion-mnist" {
+                    "train"
+                } else {
+                    "t10k"
+                };
+                Source::Images(read_idx_dir(dir, split, Some(&FASHION_MNIST_CLASSES))?)
+            }
+            ("mnist" | "mnist-test" | "idx", Some(dir)) => {
+                let split = if kind == "mnist-test" {
+                    "t10k"
+                } else {
+                    "train"
+                };
+                Source::Images(read_idx_dir(Path::new(dir), split, None)?)
+            }
+            ("digits", None) => Source::Images(digits()?),
+            ("images", Some(dir)) => Source::Images(read_image_folder(Path::new(dir))?),
             ("mixture1d", None) => Source::Mixture(mixture1d()),
             ("8gaussians", None) => Source::Mixture(eight_gaussians()),
             (name, None) if Toy::from_name(name).is_some() => {
@@ -73,7 +104,8 @@ impl Dataset {
             }
             _ => {
                 return Err(DataError::Spec(format!(
-                    "unknown data '{spec}' (expected delta:V[,V...], gmm:FILE.json, csv:PATH or one of {})",
+                    "unknown data '{spec}' (expected delta:V[,V...], gmm:FILE.json, csv:PATH, \
+                     fashion-mnist[:DIR], mnist:DIR, images:DIR, digits or one of {})",
                     Toy::NAMES.join(", ")
                 )));
             }
@@ -91,6 +123,15 @@ impl Dataset {
             Source::Mixture(m) => m.dim(),
             Source::Toy(_) => 2,
             Source::Table(t) => t.dim(),
+            Source::Images(i) => i.dim(),
+        }
+    }
+
+    /// (height, width) of an image data set.
+    pub fn image_shape(&self) -> Option<(usize, usize)> {
+        match &self.source {
+            Source::Images(i) => Some((i.height, i.width)),
+            _ => None,
         }
     }
 
@@ -110,16 +151,21 @@ impl Dataset {
             Source::Toy(t) => t.sample(noise, rows),
             Source::Table(t) => {
                 let d = t.dim();
-                table_rows(t, noise, rows)
+                uniform_rows(t.len(), noise, rows)
                     .flat_map(|i| t.values[i * d..(i + 1) * d].to_vec())
                     .collect()
             }
+            Source::Images(im) => uniform_rows(im.len(), noise, rows)
+                .flat_map(|i| im.unit_row(i).collect::<Vec<f64>>())
+                .collect(),
         }
     }
 
-    /// The class names of a table's `label` column, sorted (empty without one).
+    /// The class names of a table's `label` column, sorted, or of an image set, in label order
+    /// (empty without classes).
     pub fn label_names(&self) -> Vec<String> {
         match &self.source {
+            Source::Images(im) => im.classes.clone(),
             Source::Table(Table {
                 labels: Some(l), ..
             }) => {
@@ -139,6 +185,13 @@ impl Dataset {
         noise: &NoiseSource,
         rows: std::ops::Range<u64>,
     ) -> Option<Vec<usize>> {
+        if let Source::Images(im) = &self.source {
+            return Some(
+                uniform_rows(im.len(), noise, rows)
+                    .map(|i| im.labels[i])
+                    .collect(),
+            );
+        }
         let Source::Table(
             t @ Table {
                 labels: Some(l), ..
@@ -149,7 +202,7 @@ impl Dataset {
         };
         let names = self.label_names();
         Some(
-            table_rows(t, noise, rows)
+            uniform_rows(t.len(), noise, rows)
                 .map(|i| names.binary_search(&l[i]).unwrap_or(0))
                 .collect(),
         )
@@ -166,6 +219,10 @@ impl Dataset {
         match &self.source {
             Source::Mixture(m) => Ok(m.clone()),
             Source::Table(t) => Mixture::empirical(t.rows()).map_err(core),
+            Source::Images(im) => {
+                Mixture::empirical((0..im.len()).map(|i| im.unit_row(i).collect()).collect())
+                    .map_err(core)
+            }
             Source::Toy(t) => {
                 // A stream of rows far from those a run draws its own samples from.
                 let start = 1u64 << 40;
@@ -176,13 +233,12 @@ impl Dataset {
     }
 }
 
-/// The table row drawn for each global row: uniform, with replacement.
-fn table_rows<'a>(
-    t: &'a Table,
-    noise: &'a NoiseSource,
+/// The row of an n-row data set drawn for each global row: uniform, with replacement.
+fn uniform_rows(
+    n: usize,
+    noise: &NoiseSource,
     rows: std::ops::Range<u64>,
-) -> impl Iterator<Item = usize> + 'a {
-    let n = t.len();
+) -> impl Iterator<Item = usize> + '_ {
     rows.map(move |r| ((noise.uniform(Stream::Data, 0, r, 0) * n as f64) as usize).min(n - 1))
 }
 

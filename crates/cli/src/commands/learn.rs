@@ -418,6 +418,9 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     out.set("nfe", nfe);
     out.set("seed", a.common.seed);
     if let Ok(data) = diffuse_data::Dataset::parse(&record.data) {
+        if let Some((h, w)) = data.image_shape() {
+            write_images(&out, &x_all, h, w)?;
+        }
         let reference = data.sample(&noise, n as u64..2 * n as u64);
         let m = n.min(2000);
         out.num(
@@ -456,5 +459,20 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         }
     }
     done(&out.finish()?);
+    Ok(())
+}
+
+/// Each sample as `images/NNNN.png` (8-bit grayscale, the training size) and the first 100 as
+/// `grid.png`.
+fn write_images(out: &Output, x: &[f64], h: usize, w: usize) -> Result<()> {
+    use diffuse_data::images::{grid, to_pixels, write_png};
+    let dir = out.path("images");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let images: Vec<Vec<u8>> = x.chunks(h * w).map(to_pixels).collect();
+    for (i, px) in images.iter().enumerate() {
+        write_png(&dir.join(format!("{i:04}.png")), px, w, h)?;
+    }
+    let (g, gw, gh) = grid(&images[..images.len().min(100)], w, h, 10);
+    write_png(&out.path("grid.png"), &g, gw, gh)?;
     Ok(())
 }
