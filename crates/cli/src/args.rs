@@ -346,13 +346,16 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data: String,
     /// Architecture: mlp (t/T appended to the input: seeds 000, 003, 004), conditional-mlp
-    /// (seed 001's ConditionalLinear: a learned scale per step and unit) or sinusoidal-mlp (sin/cos
-    /// features of t appended).
+    /// (seed 001's ConditionalLinear: a learned scale per step and unit), sinusoidal-mlp (sin/cos
+    /// features of t appended) or unet (images: residual blocks, attention, skips).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// Number of sin/cos time features of sinusoidal-mlp.
     #[arg(long, default_value_t = 32)]
     pub time_features: usize,
+    /// Channels of the UNet's first level (images; the levels have x1, x2, x2).
+    #[arg(long, default_value_t = 32)]
+    pub channels: usize,
     /// Width of the hidden layers.
     #[arg(long, default_value_t = 256)]
     pub hidden: usize,

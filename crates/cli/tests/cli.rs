@@ -1188,6 +1188,60 @@ fn image_data_trains_and_samples_pictures() {
         );
     }
     assert!(out.join("grid.png").exists());
+    // The UNet trains on the same images (a few steps: the plumbing, not the quality), resumes,
+    // and samples pictures of the training size; it refuses data that are not images.
+    let u = dir.join("unet");
+    for extra in [&[][..], &["--resume"]] {
+        let mut args = vec![
+            "train",
+            "--data",
+            "digits",
+            "--model",
+            "unet",
+            "--channels",
+            "8",
+            "--cond",
+            "label",
+            "--steps",
+            "20",
+            "--batch",
+            "16",
+            "--out",
+            s(&u),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+    }
+    let cfg = std::fs::read_to_string(u.join("config.json")).unwrap();
+    assert!(
+        cfg.contains("\"mults\"") && cfg.contains("\"trained_steps\": 40"),
+        "{cfg}"
+    );
+    let us = dir.join("unet-samples");
+    ok(&[
+        "sample",
+        "--model",
+        s(&u),
+        "--label",
+        "7",
+        "--n",
+        "4",
+        "--sampler",
+        "dpmpp-2m",
+        "--nfe",
+        "5",
+        "--out",
+        s(&us),
+    ]);
+    assert!(us.join("images").join("0003.png").exists() && us.join("grid.png").exists());
+    let e = diffuse(&[
+        "train", "--data", "spiral", "--model", "unet", "--steps", "1",
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && err.contains("needs image data"),
+        "{err}"
+    );
     // Fashion-MNIST from the package the README's set-up installs: 784 pixels in [-1, 1].
     let f = dir.join("f");
     ok(&[

@@ -7,7 +7,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::mlp::{Mlp, MlpConfig};
+use crate::model::{Model, ModelConfig};
 use crate::train::Standardization;
 use crate::{NnError, Result};
 
@@ -19,7 +19,7 @@ pub struct Checkpoint {
     /// The file format, checked on loading.
     pub format: String,
     /// The architecture.
-    pub model: MlpConfig,
+    pub model: ModelConfig,
     /// The schedule spec.
     pub schedule: String,
     /// T, the schedule's steps.
@@ -72,7 +72,7 @@ fn no_condition() -> String {
 impl Checkpoint {
     /// A checkpoint record of the current format.
     pub fn new(
-        model: MlpConfig,
+        model: ModelConfig,
         schedule: String,
         steps: usize,
         standardization: Standardization,
@@ -109,7 +109,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves `model` and its record into the folder `dir`.
-pub fn save(dir: &Path, model: &Mlp, record: &Checkpoint) -> Result<()> {
+pub fn save(dir: &Path, model: &Model, record: &Checkpoint) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
     save_weights(&dir.join("model.safetensors"), model)?;
     let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
@@ -117,7 +117,7 @@ pub fn save(dir: &Path, model: &Mlp, record: &Checkpoint) -> Result<()> {
 }
 
 /// Writes a model's weights to one safetensors file, atomically.
-pub fn save_weights(path: &Path, model: &Mlp) -> Result<()> {
+pub fn save_weights(path: &Path, model: &Model) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
     model
         .save_into(&mut store)
@@ -129,7 +129,7 @@ pub fn save_weights(path: &Path, model: &Mlp) -> Result<()> {
 }
 
 /// Loads a model folder; any mismatch between the weights and the architecture is an error.
-pub fn load(dir: &Path, device: &Device) -> Result<(Mlp, Checkpoint)> {
+pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
     let record: Checkpoint = serde_json::from_str(&text)
@@ -145,7 +145,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Mlp, Checkpoint)> {
 }
 
 /// Reads one safetensors file into a model of `config`; any mismatch is an error.
-pub fn load_weights(weights: &Path, config: &MlpConfig, device: &Device) -> Result<Mlp> {
+pub fn load_weights(weights: &Path, config: &ModelConfig, device: &Device) -> Result<Model> {
     let bytes = std::fs::read(weights).map_err(|e| err(weights, e.to_string()))?;
     let mut model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));

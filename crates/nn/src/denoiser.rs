@@ -3,13 +3,14 @@
 use burn::tensor::Tensor;
 use diffuse_core::denoiser::{Denoiser, Level, Prediction, Target, check_dim};
 
-use crate::mlp::{Mlp, one_hot};
+use crate::mlp::one_hot;
+use crate::model::Model;
 
-/// A trained epsilon-predicting MLP for a schedule of `steps` steps, asked for one class (or
+/// A trained network (MLP or UNet) for a schedule of `steps` steps, asked for one class (or
 /// none) with classifier-free guidance of weight w: eps = eps_none + w (eps_class - eps_none)
 /// (seed 002; w = 0 unconditional, 1 conditional, > 1 guided).
 pub struct LearnedDenoiser {
-    model: Mlp,
+    model: Model,
     dim: usize,
     steps: usize,
     classes: usize,
@@ -21,7 +22,7 @@ pub struct LearnedDenoiser {
 impl LearnedDenoiser {
     /// Wraps a model (for inference: pass `model.valid()` of a trained one) with `classes`
     /// classes (0: unconditional), unconditioned.
-    pub fn new(model: Mlp, dim: usize, steps: usize, classes: usize) -> Self {
+    pub fn new(model: Model, dim: usize, steps: usize, classes: usize) -> Self {
         Self {
             model,
             dim,

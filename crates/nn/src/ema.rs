@@ -4,7 +4,7 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 
-use crate::mlp::Mlp;
+use crate::model::Model;
 
 /// The averaged weights, in the model's parameter order.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl ModuleMapper for Replace<'_> {
     }
 }
 
-fn weights(model: &Mlp) -> Vec<Vec<f32>> {
+fn weights(model: &Model) -> Vec<Vec<f32>> {
     let mut g = Gather(vec![]);
     model.visit(&mut g);
     g.0
@@ -66,7 +66,7 @@ impl Ema {
     }
 
     /// An average that starts from `model`'s weights (to resume a run).
-    pub fn starting_at(decay: f64, model: &Mlp) -> Self {
+    pub fn starting_at(decay: f64, model: &Model) -> Self {
         Self {
             decay,
             shadow: Some(weights(model)),
@@ -74,7 +74,7 @@ impl Ema {
     }
 
     /// Folds the model's current weights into the average.
-    pub fn update(&mut self, model: &Mlp) {
+    pub fn update(&mut self, model: &Model) {
         let current = weights(model);
         match &mut self.shadow {
             None => self.shadow = Some(current),
@@ -90,7 +90,7 @@ impl Ema {
     }
 
     /// `model` with the averaged weights (unchanged before the first update).
-    pub fn apply(&self, model: Mlp) -> Mlp {
+    pub fn apply(&self, model: Model) -> Model {
         match &self.shadow {
             None => model,
             Some(values) => model.map(&mut Replace { values, next: 0 }),
@@ -102,20 +102,21 @@ impl Ema {
 mod tests {
     use super::*;
     use crate::mlp::{Activation, MlpConfig, TimeEncoding};
+    use crate::model::ModelConfig;
     use burn::tensor::Device;
 
     /// With decay d, after updates with weights w1 then w2 the average is d w1 + (1 - d) w2.
     #[test]
     fn the_average_is_the_closed_form() {
         let device = Device::flex();
-        let cfg = MlpConfig {
+        let cfg = ModelConfig::Mlp(MlpConfig {
             dim: 1,
             hidden: 4,
             depth: 1,
             activation: Activation::Relu,
             classes: 0,
             time: TimeEncoding::Appended,
-        };
+        });
         device.seed(1);
         let m1 = cfg.init(&device);
         device.seed(2);

@@ -9,13 +9,17 @@ mod checkpoint;
 mod denoiser;
 mod ema;
 mod mlp;
+mod model;
 mod train;
+pub mod unet;
 
 pub use checkpoint::{Checkpoint, load, load_weights, parse_target, save, save_weights};
 pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;
 pub use mlp::{Activation, Mlp, MlpConfig, TimeEncoding, one_hot};
+pub use model::{Model, ModelConfig};
 pub use train::{Batch, Standardization, TrainConfig, train};
+pub use unet::{UNet, UNetConfig};
 
 use thiserror::Error;
 

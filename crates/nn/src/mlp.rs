@@ -158,7 +158,7 @@ pub struct Mlp {
 }
 
 /// Sinusoidal features `[n, features]` of times `t_over_t` `[n, 1]` in [0, 1].
-fn sinusoidal(t_over_t: Tensor<2>, features: usize) -> Tensor<2> {
+pub(crate) fn sinusoidal(t_over_t: Tensor<2>, features: usize) -> Tensor<2> {
     let half = features / 2;
     let w: Vec<f32> = (0..half)
         .map(|k| (-(10_000f64.ln()) * k as f64 / half as f64).exp() as f32)

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use diffuse_core::{NoiseSource, Schedule, Stream, Target};
 use serde::{Deserialize, Serialize};
 
-use crate::mlp::{Mlp, MlpConfig};
+use crate::model::{Model, ModelConfig};
 use crate::{NnError, Result};
 
 /// Data standardisation stored with a model (seed 003 trains on (x - mean) / std).
@@ -104,15 +104,15 @@ pub type Batch = (Vec<f64>, Option<Vec<usize>>);
 /// (global rows -> row-major samples, already standardised). `on_step(step, loss)` sees every
 /// loss. Training stops with [`NnError::Diverged`] at the first non-finite loss.
 pub fn train(
-    config: &MlpConfig,
-    start: Option<Mlp>,
+    config: &ModelConfig,
+    start: Option<Model>,
     schedule: &Schedule,
     draw: &dyn Fn(Range<u64>) -> Batch,
     train: &TrainConfig,
     first_step: usize,
     mut ema: Option<&mut crate::ema::Ema>,
     on_step: &mut dyn FnMut(usize, f64),
-) -> Result<Mlp> {
+) -> Result<Model> {
     if train.steps == 0 || train.batch == 0 || !(train.lr > 0.0 && train.lr.is_finite()) {
         return Err(NnError::Invalid(
             "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
@@ -140,11 +140,11 @@ pub fn train(
             .init(),
     };
     let noise = NoiseSource::new(train.seed);
-    let (d, b, t_max) = (config.dim, train.batch, schedule.steps());
+    let (d, b, t_max) = (config.dim(), train.batch, schedule.steps());
     for step in first_step + 1..=first_step + train.steps {
         let rows = (step as u64 - 1) * b as u64..step as u64 * b as u64;
         let (x0, labels) = draw(rows.clone());
-        let class = match (config.classes, labels) {
+        let class = match (config.classes(), labels) {
             (0, _) => None,
             (c, Some(labels)) => {
                 // Classifier-free guidance: hide the class of a fraction of the samples.

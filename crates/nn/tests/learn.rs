@@ -94,9 +94,16 @@ fn training_learns_and_checkpoints_round_trip() {
         target: diffuse_core::Target::Eps,
     };
     let mut losses = vec![];
-    let model = train(&cfg, None, &s, &draw, &tc, 0, None, &mut |_, l| {
-        losses.push(l)
-    })
+    let model = train(
+        &cfg.clone().into(),
+        None,
+        &s,
+        &draw,
+        &tc,
+        0,
+        None,
+        &mut |_, l| losses.push(l),
+    )
     .unwrap();
     assert_eq!(losses.len(), 1500);
     let device = Device::flex();
@@ -118,7 +125,7 @@ fn training_learns_and_checkpoints_round_trip() {
 
     let dir = std::env::temp_dir().join(format!("diffuse-nn-{}", std::process::id()));
     let record = Checkpoint::new(
-        cfg.clone(),
+        cfg.clone().into(),
         s.name().into(),
         100,
         Standardization {
@@ -152,7 +159,7 @@ fn training_learns_and_checkpoints_round_trip() {
     assert!(e.contains("model.safetensors"), "{e}");
     std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
     let wider = Checkpoint {
-        model: MlpConfig { hidden: 32, ..cfg },
+        model: MlpConfig { hidden: 32, ..cfg }.into(),
         ..record
     };
     std::fs::write(

@@ -10,7 +10,7 @@ use diffuse_core::samplers::{self, BatchNoise, Sampler, Variance};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
 use diffuse_data::Dataset;
-use diffuse_nn::{Activation, LearnedDenoiser, MlpConfig, TimeEncoding, TrainConfig};
+use diffuse_nn::{Activation, LearnedDenoiser, MlpConfig, ModelConfig, TimeEncoding, TrainConfig};
 use serde_json::json;
 
 use super::{done, positive};
@@ -57,7 +57,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 target: diffuse_core::Target::Eps,
             };
             let start = Instant::now();
-            let m = diffuse_nn::train(&cfg, None, &sched, &draw, &tc, 0, None, &mut |_, _| {})?;
+            let m = diffuse_nn::train(
+                &cfg.clone().into(),
+                None,
+                &sched,
+                &draw,
+                &tc,
+                0,
+                None,
+                &mut |_, _| {},
+            )?;
             rates.push(a.train_steps as f64 / start.elapsed().as_secs_f64());
             model = Some(m);
         }
@@ -67,7 +76,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     }
     let dev = device::default_device();
     let den = LearnedDenoiser::new(
-        model.map_or_else(|| cfg.init(&dev), |m| m.valid()),
+        model.map_or_else(|| ModelConfig::from(cfg.clone()).init(&dev), |m| m.valid()),
         2,
         1000,
         0,

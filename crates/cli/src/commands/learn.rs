@@ -8,8 +8,8 @@ use diffuse_core::samplers::{self, BatchNoise};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
 use diffuse_nn::{
-    Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, NnError, Standardization,
-    TimeEncoding, TrainConfig,
+    Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, ModelConfig, NnError, Standardization,
+    TimeEncoding, TrainConfig, UNetConfig,
 };
 use diffuse_plot::{Figure, Hist, Series, Style, lines};
 
@@ -34,13 +34,15 @@ fn activation(name: &str) -> Result<Activation> {
 
 /// `diffuse train`.
 pub fn train(a: &TrainArgs) -> Result<()> {
+    // The MLPs' time encoding; None: the UNet.
     let time = match a.model.as_str() {
-        "mlp" => TimeEncoding::Appended,
-        "sinusoidal-mlp" => TimeEncoding::Sinusoidal {
+        "mlp" => Some(TimeEncoding::Appended),
+        "sinusoidal-mlp" => Some(TimeEncoding::Sinusoidal {
             features: a.time_features,
-        },
-        "conditional-mlp" => TimeEncoding::PerStep { steps: a.timesteps },
-        other => bail!("--model {other}: expected mlp, conditional-mlp or sinusoidal-mlp"),
+        }),
+        "conditional-mlp" => Some(TimeEncoding::PerStep { steps: a.timesteps }),
+        "unet" => None,
+        other => bail!("--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp or unet"),
     };
     if a.time_features == 0 || a.time_features % 2 == 1 {
         bail!(
@@ -108,7 +110,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             || r.steps != a.timesteps
             || r.schedule != sched.name()
             || r.target != a.target
-            || r.model.time != time
+            || r.model.time() != time
         {
             bail!(
                 "--resume: the model in {} was trained on --data {} with {} over {} steps (a {:?} model)",
@@ -116,24 +118,49 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 r.data,
                 r.schedule,
                 r.steps,
-                r.model.time
+                r.model.time()
             );
         }
         (Some(m), r, ema)
     } else {
-        let std = if a.no_standardize {
+        // Images are already in [-1, 1], the scale image diffusion models are trained at.
+        let std = if a.no_standardize || data.image_shape().is_some() {
             Standardization::identity(d)
         } else {
             Standardization::fit(&data.sample(&noise, FIT_ROWS), d)
         };
-        let cfg = MlpConfig {
-            classes: class_names.len(),
-            dim: d,
-            hidden: a.hidden,
-            depth: a.depth,
-            activation: activation(&a.activation)?,
-            time,
+        let cfg: ModelConfig = match (time, data.image_shape()) {
+            (Some(time), _) => MlpConfig {
+                classes: class_names.len(),
+                dim: d,
+                hidden: a.hidden,
+                depth: a.depth,
+                activation: activation(&a.activation)?,
+                time,
+            }
+            .into(),
+            (None, Some((h, w))) => {
+                positive("--channels", a.channels)?;
+                // Halve the image twice when it allows it (28 -> 14 -> 7), else once or never.
+                let mults = if h.is_multiple_of(4) && w.is_multiple_of(4) {
+                    vec![1, 2, 2]
+                } else if h.is_multiple_of(2) && w.is_multiple_of(2) {
+                    vec![1, 2]
+                } else {
+                    vec![1]
+                };
+                UNetConfig {
+                    mults,
+                    channels: a.channels,
+                    ..UNetConfig::small(h, w, class_names.len())
+                }
+                .into()
+            }
+            (None, None) => bail!(
+                "--model unet needs image data (--data fashion-mnist, digits, mnist:DIR or images:DIR)"
+            ),
         };
+        cfg.validate().context("--model")?;
         let mut record = Checkpoint::new(
             cfg,
             sched.name().into(),
@@ -301,8 +328,13 @@ pub(crate) fn load_model(
 ) -> Result<(LearnedDenoiser, diffuse_nn::Checkpoint, Schedule)> {
     let (model, record) = diffuse_nn::load(dir, dev).context("--model")?;
     let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
-    let den = LearnedDenoiser::new(model, record.model.dim, record.steps, record.classes.len())
-        .predicting(record.prediction()?);
+    let den = LearnedDenoiser::new(
+        model,
+        record.model.dim(),
+        record.steps,
+        record.classes.len(),
+    )
+    .predicting(record.prediction()?);
     Ok((den, record, sched))
 }
 
@@ -312,7 +344,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let (den, record, sched) = load_model(&a.model, &dev)?;
     let n = positive("--n", a.n)?;
     positive("--batch", a.batch)?;
-    let d = record.model.dim;
+    let d = record.model.dim();
     let wanted = match (&a.label, &a.prompt) {
         (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
         (Some(l), None) | (None, Some(l)) => Some(l.clone()),
