@@ -104,14 +104,18 @@ pub(crate) fn done(summary: &std::path::Path) {
 const EXCESS_ROWS: u64 = 1 << 43;
 
 /// The excess energy distance of the first (at most 2,000) rows of `x` to `data`, averaged over
-/// 5 pairs of fresh draws; None for a data file (it has no independent draws).
+/// 5 pairs of fresh draws; None for a data file (it has no independent draws) and for images
+/// (O(n^2) distances between pixel vectors say little about pictures and cost minutes).
 pub(crate) fn excess_energy(
     x: &[f64],
     d: usize,
     data: &diffuse_data::Dataset,
     noise: &diffuse_core::NoiseSource,
 ) -> Option<(usize, diffuse_core::metrics::ExcessEnergy)> {
-    if matches!(data.source, diffuse_data::Source::Table(_)) {
+    if matches!(
+        data.source,
+        diffuse_data::Source::Table(_) | diffuse_data::Source::Images(_)
+    ) {
         return None;
     }
     let m = (x.len() / d).min(2000) as u64;
