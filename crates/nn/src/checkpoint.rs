@@ -118,7 +118,9 @@ pub fn save(dir: &Path, model: &Model, record: &Checkpoint) -> Result<()> {
 
 /// Writes a model's weights to one safetensors file, atomically.
 pub fn save_weights(path: &Path, model: &Model) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None);
+    // Tensor names without the Model enum's variant ("layers.0.weight", not "Mlp.layers.0.weight"):
+    // config.json already says which architecture it is, and MLP files keep their old names.
+    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
     model
         .save_into(&mut store)
         .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
@@ -148,10 +150,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
 pub fn load_weights(weights: &Path, config: &ModelConfig, device: &Device) -> Result<Model> {
     let bytes = std::fs::read(weights).map_err(|e| err(weights, e.to_string()))?;
     let mut model = config.init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| err(weights, format!("truncated or corrupted weights: {e}")))?;
+    // Partial loading reports what is missing instead of failing with a page-long summary; the
+    // check below turns any gap into one line.
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .skip_enum_variants(true)
+        .allow_partial(true);
+    let result = model.load_from(&mut store).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or("").trim().to_string();
+        err(weights, format!("truncated or corrupted weights: {first}"))
+    })?;
     if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         return Err(err(
             weights,
