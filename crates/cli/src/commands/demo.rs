@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use super::tour::{Experiment, page, run_experiment};
+use super::tour::{Experiment, run_all};
 use crate::args::DemoArgs;
 
 /// One seed's recipe.
@@ -181,17 +181,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         );
     };
     let out = a.out.clone().unwrap_or_else(|| demo.name.into());
-    std::fs::create_dir_all(&out)?;
-    let bar = crate::progress::bar(demo.steps.len() as u64, demo.name);
-    let mut sections = vec![];
-    for e in demo.steps {
-        bar.set_message(e.name);
-        sections.push(run_experiment(e, a.quick, &out)?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
     let steps: Vec<&Experiment> = demo.steps.iter().collect();
-    let index = page(&out, demo.about, &steps, &sections)?;
+    let index = run_all(&out, demo.about, demo.name, &steps, a.quick)?;
     eprintln!("wrote {} (open it in a browser)", index.display());
     Ok(())
 }

@@ -228,7 +228,7 @@ fn arguments(e: &Experiment, quick: bool, out: &Path) -> Vec<String> {
 }
 
 /// Runs one experiment into `root`/NAME; returns its section of the page.
-pub(crate) fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<String> {
+fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<String> {
     let dir = root.join(e.name);
     let mut argv = vec!["diffuse".to_string()];
     argv.extend(arguments(e, quick, root));
@@ -241,7 +241,7 @@ pub(crate) fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result
 }
 
 /// Writes `root`/index.html: a heading, a table of contents and the sections.
-pub(crate) fn page(
+fn page(
     root: &Path,
     intro: &str,
     experiments: &[&Experiment],
@@ -275,25 +275,36 @@ fn all_experiments() -> Vec<&'static Experiment> {
         .collect()
 }
 
-/// `diffuse tour`.
-pub fn run(a: &TourArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let experiments = all_experiments();
-    let bar = crate::progress::bar(experiments.len() as u64, "tour");
+/// Runs `experiments` into `root` (created if need be) with a progress bar labelled `label`,
+/// then writes `root`/index.html; returns its path.
+pub(crate) fn run_all(
+    root: &Path,
+    intro: &str,
+    label: &str,
+    experiments: &[&Experiment],
+    quick: bool,
+) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    let bar = crate::progress::bar(experiments.len() as u64, label);
     let mut sections = vec![];
-    for e in &experiments {
+    for e in experiments {
         bar.set_message(e.name);
-        sections.push(run_experiment(e, a.quick, &a.out)?);
+        sections.push(run_experiment(e, quick, root)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let index = page(
+    page(root, intro, experiments, &sections)
+}
+
+/// `diffuse tour`.
+pub fn run(a: &TourArgs) -> Result<()> {
+    let index = run_all(
         &a.out,
         "Every experiment of the seeds, run by diffuse tour. Under each: what it shows, the command \
          that re-makes it, its figures, and the numbers from its summary.json.",
-        &experiments,
-        &sections,
+        "tour",
+        &all_experiments(),
+        a.quick,
     )?;
     eprintln!("wrote {} (open it in a browser)", index.display());
     Ok(())
