@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-packages.sh
+scripts/text-encoder.sh
 cargo build --release --locked
