@@ -30,8 +30,11 @@ pub enum Command {
     Sample(SampleArgs),
     /// Time training steps and sampling of seed 003's MLP (for bench/run.sh's comparison with PyTorch).
     Bench(BenchArgs),
-    /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein.
+    /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein; for
+    /// images, with --classifier, class accuracy and a Frechet distance on its features.
     Eval(EvalArgs),
+    /// Train a small image classifier on real data (for judging generated images with eval).
+    Classifier(ClassifierArgs),
     /// Error against evaluations for each sampler, on a distribution with an exact denoiser.
     Converge(ConvergeArgs),
     /// Exact log-likelihood of samples by the probability-flow ODE with the exact denoiser of --data.
@@ -253,18 +256,50 @@ pub struct UndiffuseArgs {
 /// `diffuse eval`.
 #[derive(Debug, Args, Clone)]
 pub struct EvalArgs {
-    /// A CSV of samples (as written by the other commands).
+    /// A CSV of samples (as written by the other commands), or a `diffuse sample` folder.
     #[arg(long)]
     pub samples: PathBuf,
-    /// The distribution they should follow.
+    /// The distribution they should follow (with --classifier: the real images to compare
+    /// with; default its test set).
+    #[arg(long, required_unless_present = "classifier")]
+    pub data: Option<String>,
+    /// Judge images with a classifier folder written by `diffuse classifier`.
     #[arg(long)]
-    pub data: String,
+    pub classifier: Option<PathBuf>,
+    /// The class every sample was asked for (default: the sample folder's labels.csv).
+    #[arg(long, requires = "classifier")]
+    pub class: Option<String>,
     /// Random projections for sliced Wasserstein and the projected KS tests (2-D and up).
     #[arg(long, default_value_t = 64)]
     pub projections: usize,
     /// Largest sample used for the O(n^2) energy distance.
     #[arg(long, default_value_t = 4000)]
     pub max_energy_n: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse classifier`.
+#[derive(Debug, Args, Clone)]
+pub struct ClassifierArgs {
+    /// Labelled images to learn (fashion-mnist, mnist:DIR, digits, images:DIR).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Labelled images to score it on (default: the test split of --data).
+    #[arg(long)]
+    pub test_data: Option<String>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Channels of the first convolution.
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
     #[command(flatten)]
     pub common: Common,
 }
@@ -397,7 +432,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Condition on a class: sign (seed 000's left/right prompt, by the sign of the first
-    /// coordinate) or label (the CSV's label column).
+    /// coordinate), label (the CSV's label column or the images' classes), or prompt (images:
+    /// sentences describing each class, read by the text encoder all-MiniLM-L6-v2).
     #[arg(long, default_value = "none")]
     pub cond: String,
     /// What the model predicts: eps (DDPM), x0, or v.
@@ -407,7 +443,8 @@ pub struct TrainArgs {
     /// with it.
     #[arg(long)]
     pub ema: Option<f64>,
-    /// Probability of hiding the class in training, so that guidance works when sampling.
+    /// Probability of hiding the class (or prompt) in training, so that guidance works when
+    /// sampling.
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,
     #[command(flatten)]
@@ -426,10 +463,11 @@ pub struct SampleArgs {
     /// Samples per batch; the samples do not depend on it.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
-    /// The class to sample (a label of the training CSV).
+    /// The class to sample (a label of the training data).
     #[arg(long)]
     pub label: Option<String>,
-    /// Seed 000's prompt for a model trained with --cond sign: left or right.
+    /// What to draw, in words, for a model trained with --cond prompt ("a shoe for running");
+    /// for seed 000's --cond sign models: left or right.
     #[arg(long)]
     pub prompt: Option<String>,
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.

@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod exact;
 pub mod forward;
+pub mod frechet;
 pub mod likelihood;
 pub mod mcmc;
 pub mod metrics;

@@ -15,6 +15,7 @@
 //!
 //! Errors name the file, and the line or field, they concern.
 
+pub mod captions;
 mod csv;
 mod gmm;
 pub mod images;

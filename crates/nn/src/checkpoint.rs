@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,16 @@ pub struct Checkpoint {
     /// resuming, are then in raw.safetensors).
     #[serde(default)]
     pub ema: Option<f64>,
+    /// A prompt-conditioned model ("prompt"): the text encoder it reads embeddings of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<String>,
+    /// A prompt-conditioned model: the captions each class was trained with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<Vec<String>>,
+    /// A prompt-conditioned model: the embedding `--label` asks for, per class (its first
+    /// caption's), so that labels need no text encoder at sampling time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_embeddings: Vec<Vec<f32>>,
 }
 
 impl Checkpoint {
@@ -91,18 +102,21 @@ impl Checkpoint {
             cond: no_condition(),
             classes: vec![],
             ema: None,
+            text_encoder: None,
+            captions: vec![],
+            label_embeddings: vec![],
         }
     }
 }
 
-fn err(path: &Path, message: impl Into<String>) -> NnError {
+pub(crate) fn err(path: &Path, message: impl Into<String>) -> NnError {
     NnError::Checkpoint {
         path: path.display().to_string(),
         message: message.into(),
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| err(path, e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| err(path, e.to_string()))
@@ -117,7 +131,7 @@ pub fn save(dir: &Path, model: &Model, record: &Checkpoint) -> Result<()> {
 }
 
 /// Writes a model's weights to one safetensors file, atomically.
-pub fn save_weights(path: &Path, model: &Model) -> Result<()> {
+pub fn save_weights<M: Module>(path: &Path, model: &M) -> Result<()> {
     // Tensor names without the Model enum's variant ("layers.0.weight", not "Mlp.layers.0.weight"):
     // config.json already says which architecture it is, and MLP files keep their old names.
     let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
@@ -148,8 +162,12 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
 
 /// Reads one safetensors file into a model of `config`; any mismatch is an error.
 pub fn load_weights(weights: &Path, config: &ModelConfig, device: &Device) -> Result<Model> {
+    read_weights(weights, config.init(device))
+}
+
+/// Reads one safetensors file into `model`; any mismatch is an error.
+pub(crate) fn read_weights<M: Module>(weights: &Path, mut model: M) -> Result<M> {
     let bytes = std::fs::read(weights).map_err(|e| err(weights, e.to_string()))?;
-    let mut model = config.init(device);
     // Partial loading reports what is missing instead of failing with a page-long summary; the
     // check below turns any gap into one line.
     let mut store = SafetensorsStore::from_bytes(Some(bytes))

@@ -6,6 +6,7 @@
 //! checkpoints as a folder with `model.safetensors` and `config.json`, written atomically.
 
 mod checkpoint;
+pub mod classifier;
 mod denoiser;
 mod ema;
 mod mlp;
@@ -14,6 +15,10 @@ mod train;
 pub mod unet;
 
 pub use checkpoint::{Checkpoint, load, load_weights, parse_target, save, save_weights};
+pub use classifier::{
+    Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier, save_classifier,
+    train_classifier,
+};
 pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;
 pub use mlp::{Activation, Mlp, MlpConfig, TimeEncoding, one_hot};

@@ -47,6 +47,28 @@ impl ModelConfig {
         }
     }
 
+    /// Width of the condition input (one-hot classes + 1, a sentence embedding, or 0).
+    pub fn cond_width(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => {
+                if c.classes > 0 {
+                    c.classes + 1
+                } else {
+                    0
+                }
+            }
+            ModelConfig::UNet(c) => c.cond_width(),
+        }
+    }
+
+    /// Width of the sentence embedding a prompt-conditioned model reads (0: none).
+    pub fn text(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(_) => 0,
+            ModelConfig::UNet(c) => c.text,
+        }
+    }
+
     /// How an MLP sees the time (None for a UNet: sinusoidal features, always).
     pub fn time(&self) -> Option<TimeEncoding> {
         match self {
@@ -85,8 +107,8 @@ pub enum Model {
 }
 
 impl Model {
-    /// The prediction for x `[n, d]` at times `t_over_t` `[n, 1]` (t / T), with the one-hot
-    /// class `[n, C + 1]` of a conditional model.
+    /// The prediction for x `[n, d]` at times `t_over_t` `[n, 1]` (t / T), with the condition
+    /// rows `[n, cond_width]` of a conditional model (one-hot classes or sentence embeddings).
     pub fn forward(
         &self,
         x: Tensor<2>,

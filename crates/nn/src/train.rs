@@ -94,6 +94,9 @@ pub struct TrainConfig {
     pub label_dropout: f64,
     /// What the model learns to predict: eps (DDPM), x0, or v = sqrt(ab) eps - sqrt(1 - ab) x0.
     pub target: Target,
+    /// For a prompt-conditioned model: the sentence embeddings of each class's captions; each
+    /// sample is shown one of its class's captions, drawn at random.
+    pub prompts: Vec<Vec<Vec<f32>>>,
 }
 
 /// A batch of training data: standardised row-major samples and, for a conditional model,
@@ -144,19 +147,23 @@ pub fn train(
     for step in first_step + 1..=first_step + train.steps {
         let rows = (step as u64 - 1) * b as u64..step as u64 * b as u64;
         let (x0, labels) = draw(rows.clone());
-        let class = match (config.classes(), labels) {
-            (0, _) => None,
-            (c, Some(labels)) => {
-                // Classifier-free guidance: hide the class of a fraction of the samples.
+        let class = match labels {
+            _ if config.cond_width() == 0 => None,
+            Some(labels) => {
+                // Classifier-free guidance: hide the condition of a fraction of the samples.
                 let hide = noise.uniforms(Stream::Other, 2 * step as u64 + (1 << 40), rows.clone());
-                let l: Vec<usize> = labels
-                    .iter()
-                    .zip(&hide)
-                    .map(|(l, u)| if *u < train.label_dropout { c } else { *l })
-                    .collect();
-                Some(crate::mlp::one_hot(&l, c, &device))
+                let pick = noise.uniforms(Stream::Other, 2 * step as u64 + (1 << 41), rows.clone());
+                let hidden: Vec<bool> = hide.iter().map(|u| *u < train.label_dropout).collect();
+                Some(condition_rows(
+                    config,
+                    &labels,
+                    &hidden,
+                    &pick,
+                    &train.prompts,
+                    &device,
+                )?)
             }
-            (_, None) => {
+            None => {
                 return Err(NnError::Invalid(
                     "a conditional model needs labelled data".into(),
                 ));
@@ -206,4 +213,48 @@ pub fn train(
         on_step(step, f64::from(value));
     }
     Ok(model)
+}
+
+/// The condition rows of a batch: one-hot classes (the last slot for a hidden class), or for a
+/// prompt-conditioned model the embedding of the caption `pick` chooses among the class's
+/// captions (zeros for a hidden prompt).
+fn condition_rows(
+    config: &ModelConfig,
+    labels: &[usize],
+    hidden: &[bool],
+    pick: &[f64],
+    prompts: &[Vec<Vec<f32>>],
+    device: &Device,
+) -> Result<Tensor<2>> {
+    let width = config.text();
+    if width == 0 {
+        let c = config.classes();
+        let l: Vec<usize> = labels
+            .iter()
+            .zip(hidden)
+            .map(|(l, h)| if *h { c } else { *l })
+            .collect();
+        return Ok(crate::mlp::one_hot(&l, c, device));
+    }
+    let mut rows = vec![0f32; labels.len() * width];
+    for (i, l) in labels.iter().enumerate() {
+        let captions = prompts.get(*l).filter(|c| !c.is_empty()).ok_or_else(|| {
+            NnError::Invalid(format!("class {l} has no caption embeddings to train on"))
+        })?;
+        if hidden[i] {
+            continue;
+        }
+        let k = ((pick[i] * captions.len() as f64) as usize).min(captions.len() - 1);
+        if captions[k].len() != width {
+            return Err(NnError::Invalid(format!(
+                "a caption embedding has width {}, the model reads {width}",
+                captions[k].len()
+            )));
+        }
+        rows[i * width..(i + 1) * width].copy_from_slice(&captions[k]);
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(rows, [labels.len(), width]),
+        device,
+    ))
 }

@@ -1,8 +1,10 @@
 //! A UNet for small grayscale images, in the image-diffusion tradition (Ho et al. 2020; the UNet
 //! of seed 002): residual blocks with GroupNorm and SiLU that each take the time embedding,
 //! a down path of strided convolutions, self-attention at the lowest resolution, an up path of
-//! nearest upsampling with skip connections, and an optional class embedding added to the time
-//! embedding (with a "no class" slot for classifier-free guidance).
+//! nearest upsampling with skip connections, and an optional condition projected and added to the
+//! time embedding: a one-hot class (with a "no class" slot for classifier-free guidance) or a
+//! sentence embedding from the text encoder (zeros for "no prompt"), as Imagen adds its pooled
+//! text embedding to the time embedding.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -32,6 +34,10 @@ pub struct UNetConfig {
     pub attention: bool,
     /// Number of classes (0: unconditional).
     pub classes: usize,
+    /// Width of the sentence embedding of a prompt-conditioned model (0: none; a model has
+    /// classes or a prompt, not both).
+    #[serde(default)]
+    pub text: usize,
 }
 
 impl UNetConfig {
@@ -46,6 +52,19 @@ impl UNetConfig {
             groups: 8,
             attention: true,
             classes,
+            text: 0,
+        }
+    }
+
+    /// The width of the condition input: one-hot classes with a "none" slot, or a sentence
+    /// embedding; 0 when unconditional.
+    pub fn cond_width(&self) -> usize {
+        if self.text > 0 {
+            self.text
+        } else if self.classes > 0 {
+            self.classes + 1
+        } else {
+            0
         }
     }
 
@@ -54,6 +73,9 @@ impl UNetConfig {
         let bad = |m: String| Err(crate::NnError::Invalid(m));
         if self.mults.is_empty() || self.channels == 0 || self.groups == 0 {
             return bad("a UNet needs channels, groups and at least one level".into());
+        }
+        if self.text > 0 && self.classes > 0 {
+            return bad("a UNet is conditioned on classes or on a prompt, not both".into());
         }
         let f = 1 << (self.mults.len() - 1);
         if self.height == 0
@@ -131,8 +153,8 @@ impl UNetConfig {
         UNet {
             time1: LinearConfig::new(c, 4 * c).init(device),
             time2: LinearConfig::new(4 * c, 4 * c).init(device),
-            class: (self.classes > 0).then(|| {
-                LinearConfig::new(self.classes + 1, 4 * c)
+            class: (self.cond_width() > 0).then(|| {
+                LinearConfig::new(self.cond_width(), 4 * c)
                     .with_bias(false)
                     .init(device)
             }),
@@ -230,7 +252,8 @@ pub struct UNet {
 
 impl UNet {
     /// The prediction for flattened images x `[n, h w]` at times `t_over_t` `[n, 1]` (t / T),
-    /// with the one-hot class `[n, C + 1]` of a conditional model.
+    /// with the condition rows `[n, cond_width]` of a conditional model (one-hot classes or
+    /// sentence embeddings).
     pub fn forward(
         &self,
         x: Tensor<2>,
@@ -242,8 +265,8 @@ impl UNet {
         let mut emb = self.time2.forward(silu(
             self.time1.forward(sinusoidal(t_over_t, self.time_features)),
         ));
-        if let (Some(table), Some(one_hot)) = (&self.class, class) {
-            emb = emb + table.forward(one_hot);
+        if let (Some(project), Some(cond)) = (&self.class, class) {
+            emb = emb + project.forward(cond);
         }
         let mut h = self.input.forward(x.reshape([n, 1, hh, ww]));
         let mut skips = vec![];

@@ -54,6 +54,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 clip: None,
                 seed: a.common.seed,
                 label_dropout: 0.0,
+                prompts: vec![],
                 target: diffuse_core::Target::Eps,
             };
             let start = Instant::now();

@@ -1,6 +1,6 @@
 //! `diffuse eval`: how close samples are to a data distribution.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use diffuse_core::NoiseSource;
 use diffuse_core::metrics::{
     energy_distance, ks_one_sample, ks_two_sample, project, sliced_wasserstein, unit_direction,
@@ -13,7 +13,13 @@ use crate::output::Output;
 
 /// `diffuse eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    let (table, data) = samples_and_data(&a.samples, &a.data)?;
+    if let Some(c) = &a.classifier {
+        return super::classify::judge(a, c);
+    }
+    let Some(spec) = a.data.as_deref() else {
+        bail!("--data is needed without --classifier");
+    };
+    let (table, data) = samples_and_data(&a.samples, spec)?;
     let d = table.dim();
     positive("--projections", a.projections)?;
     positive("--max-energy-n", a.max_energy_n)?;
@@ -27,7 +33,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     };
     let mut out = Output::new(a.common.out.as_deref(), "eval")?;
     out.set("samples", a.samples.display().to_string());
-    out.set("data", a.data.clone());
+    out.set("data", spec);
     out.set("n", n);
     out.set("reference_n", y.len() / d);
     for j in 0..d {

@@ -7,11 +7,13 @@ use burn::module::Module;
 use diffuse_core::samplers::{self, BatchNoise};
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{NoiseSource, Schedule, device};
+use diffuse_data::captions::captions;
 use diffuse_nn::{
     Activation, Checkpoint, Ema, LearnedDenoiser, MlpConfig, ModelConfig, NnError, Standardization,
     TimeEncoding, TrainConfig, UNetConfig,
 };
 use diffuse_plot::{Figure, Hist, Series, Style, lines};
+use diffuse_text::TextEncoder;
 
 use super::figures::{PathRecorder, histogram_with_theory, scatter_vs};
 use super::undiffuse::{sampler, sampler_name};
@@ -21,6 +23,14 @@ use crate::output::Output;
 
 /// Rows of the data stream used to fit the standardisation (far from the training rows).
 const FIT_ROWS: std::ops::Range<u64> = (1 << 41)..(1 << 41) + 10_000;
+
+/// The text encoder prompt-conditioned models read.
+const TEXT_ENCODER: &str = "all-MiniLM-L6-v2";
+
+/// The installed text encoder, or an error that says how to install it.
+fn text_encoder() -> Result<TextEncoder> {
+    Ok(TextEncoder::installed(&device::cpu())?)
+}
 
 fn activation(name: &str) -> Result<Activation> {
     Ok(match name {
@@ -64,15 +74,21 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let class_names: Vec<String> = match a.cond.as_str() {
         "none" => vec![],
         "sign" => vec!["left".into(), "right".into()],
-        "label" => {
+        "label" | "prompt" => {
             let names = data.label_names();
             if names.is_empty() {
-                bail!("--cond label needs --data csv:FILE with a 'label' column");
+                bail!(
+                    "--cond {} needs labelled data: a CSV with a 'label' column, or images",
+                    a.cond
+                );
             }
             names
         }
-        other => bail!("--cond {other}: expected none, sign or label"),
+        other => bail!("--cond {other}: expected none, sign, label or prompt"),
     };
+    if a.cond == "prompt" && (time.is_some() || data.image_shape().is_none()) {
+        bail!("--cond prompt is for images with --model unet");
+    }
     if let Some(e) = a.ema.filter(|e| !(0.0..1.0).contains(e)) {
         bail!("--ema must be a decay in [0, 1) (got {e})");
     }
@@ -83,6 +99,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
     }
     let prediction = diffuse_nn::parse_target(&a.target).context("--target")?;
+    let encoder = if a.cond == "prompt" {
+        Some(text_encoder()?)
+    } else {
+        None
+    };
     let noise = NoiseSource::new(a.common.seed);
     let mut out = Output::new(a.common.out.as_deref(), "train")?;
     let dir = out.path("");
@@ -129,6 +150,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         } else {
             Standardization::fit(&data.sample(&noise, FIT_ROWS), d)
         };
+        let captions = if a.cond == "prompt" {
+            class_names.iter().map(|c| captions(c)).collect()
+        } else {
+            vec![]
+        };
         let cfg: ModelConfig = match (time, data.image_shape()) {
             (Some(time), _) => MlpConfig {
                 classes: class_names.len(),
@@ -149,10 +175,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 } else {
                     vec![1]
                 };
+                let (classes, text) = match &encoder {
+                    Some(e) => (0, e.dim()),
+                    None => (class_names.len(), 0),
+                };
                 UNetConfig {
                     mults,
                     channels: a.channels,
-                    ..UNetConfig::small(h, w, class_names.len())
+                    text,
+                    ..UNetConfig::small(h, w, classes)
                 }
                 .into()
             }
@@ -173,14 +204,39 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         record.classes = class_names.clone();
         record.target = a.target.clone();
         record.ema = a.ema;
+        if let Some(e) = &encoder {
+            record.text_encoder = Some(TEXT_ENCODER.into());
+            record.label_embeddings = captions
+                .iter()
+                .map(|c: &Vec<String>| Ok(e.encode(&c[0])?.embedding))
+                .collect::<Result<_>>()?;
+            record.captions = captions;
+        }
         (None, record, a.ema.map(Ema::new))
+    };
+    // The sentence embeddings of every class's captions, computed once.
+    let encoder = match encoder {
+        None if record.cond == "prompt" => Some(text_encoder()?),
+        e => e,
+    };
+    let prompts: Vec<Vec<Vec<f32>>> = match &encoder {
+        Some(e) => record
+            .captions
+            .iter()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| Ok(e.encode(c)?.embedding))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?,
+        None => vec![],
     };
     let draw = |rows: std::ops::Range<u64>| {
         let mut x = data.sample(&noise, rows.clone());
         let labels = match record.cond.as_str() {
             // Seed 000: "left" below zero, "right" above.
             "sign" => Some(x.chunks(d).map(|r| usize::from(r[0] >= 0.0)).collect()),
-            "label" => data.sample_labels(&noise, rows),
+            "label" | "prompt" => data.sample_labels(&noise, rows),
             _ => None,
         };
         record.standardization.apply(&mut x);
@@ -206,6 +262,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             clip: a.clip,
             seed: a.common.seed,
             label_dropout: a.label_dropout,
+            prompts: prompts.clone(),
             target: prediction,
         };
         let trained = diffuse_nn::train(
@@ -273,6 +330,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn write_labels(path: &std::path::Path, rows: &[Vec<String>]) -> Result<()> {
+    let mut s = String::from("label\n");
+    for r in rows {
+        s.push_str(&r.join(","));
+        s.push('\n');
+    }
+    std::fs::write(path, s).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn write_losses(path: &std::path::Path, losses: &[(usize, f64)]) -> Result<()> {
     let mut s = String::from("step,loss\n");
     for (k, l) in losses {
@@ -328,12 +394,12 @@ pub(crate) fn load_model(
 ) -> Result<(LearnedDenoiser, diffuse_nn::Checkpoint, Schedule)> {
     let (model, record) = diffuse_nn::load(dir, dev).context("--model")?;
     let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
-    let den = LearnedDenoiser::new(
-        model,
-        record.model.dim(),
-        record.steps,
-        record.classes.len(),
-    )
+    let (dim, steps) = (record.model.dim(), record.steps);
+    let den = if record.model.text() > 0 {
+        LearnedDenoiser::with_text(model, dim, steps, record.model.text())
+    } else {
+        LearnedDenoiser::new(model, dim, steps, record.classes.len())
+    }
     .predicting(record.prediction()?);
     Ok((den, record, sched))
 }
@@ -345,30 +411,44 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let n = positive("--n", a.n)?;
     positive("--batch", a.batch)?;
     let d = record.model.dim();
-    let wanted = match (&a.label, &a.prompt) {
-        (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
-        (Some(l), None) | (None, Some(l)) => Some(l.clone()),
-        (None, None) => None,
-    };
     if !a.guidance.is_finite() {
         bail!("--guidance must be a finite number");
     }
-    let den = match wanted {
-        None => den,
-        Some(l) => {
-            if record.classes.is_empty() {
-                bail!(
-                    "the model in {} was trained without classes: it takes no --label or --prompt",
-                    a.model.display()
+    let mut den = den;
+    let mut truncated_from = None;
+    // The groups of n samples to draw: one (unconditioned, a prompt or a label), or with
+    // --label all one per class.
+    let groups: Vec<Option<usize>> = match (&a.label, &a.prompt) {
+        (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
+        (None, None) => vec![None],
+        _ if record.classes.is_empty() => bail!(
+            "the model in {} was trained without classes: it takes no --label or --prompt",
+            a.model.display()
+        ),
+        // A prompt-conditioned model reads the sentence's embedding.
+        (None, Some(p)) if record.cond == "prompt" => {
+            let e = text_encoder()?.encode(p)?;
+            if let Some(k) = e.truncated_from {
+                eprintln!(
+                    "note: the prompt has {k} tokens; the text encoder reads the first {}",
+                    e.ids.len()
                 );
             }
-            let Some(i) = record.classes.iter().position(|c| *c == l) else {
+            truncated_from = e.truncated_from;
+            den.set_prompt(e.embedding, a.guidance)?;
+            vec![None]
+        }
+        (Some(l), None) | (None, Some(l)) if l == "all" => {
+            (0..record.classes.len()).map(Some).collect()
+        }
+        (Some(l), None) | (None, Some(l)) => {
+            let Some(i) = record.classes.iter().position(|c| c == l) else {
                 bail!(
-                    "label '{l}' is not one the model knows ({})",
+                    "label '{l}' is not one the model knows ({}, or all)",
                     record.classes.join(", ")
                 );
             };
-            den.conditioned(i, a.guidance)
+            vec![Some(i)]
         }
     };
     let t = record.steps;
@@ -378,12 +458,28 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let chosen = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
     let mut out = Output::new(a.common.out.as_deref(), "sample")?;
     let mut x_all = vec![];
+    let mut labels = vec![];
     let mut nfe = 0;
     // Paths of the first samples (1-D).
     let k = if d == 1 { a.trajectories.min(n) } else { 0 };
     let mut paths_rec = PathRecorder::new(k);
-    let bar = crate::progress::bar(n as u64, "sample");
-    for rows in batches(n, a.batch) {
+    let total = n * groups.len();
+    let bar = crate::progress::bar(total as u64, "sample");
+    let jobs = groups.iter().enumerate().flat_map(|(g, class)| {
+        batches(n, a.batch)
+            .map(move |r| (*class, (r.start + (g * n) as u64)..(r.end + (g * n) as u64)))
+    });
+    for (class, rows) in jobs {
+        if let Some(i) = class {
+            labels.extend(std::iter::repeat_n(
+                record.classes[i].clone(),
+                rows.clone().count(),
+            ));
+            match record.label_embeddings.get(i) {
+                Some(e) if record.cond == "prompt" => den.set_prompt(e.clone(), a.guidance)?,
+                _ => den.set_class(i, a.guidance),
+            }
+        }
         let batch = BatchNoise::new(noise, rows.clone());
         let first = rows.start as usize;
         let x_t = batch.prior(d, &dev);
@@ -440,14 +536,23 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
             .chunks(d)
             .filter(|r| (r[0] >= 0.0) == want_right)
             .count();
-        out.num("fraction_matching_prompt", hits as f64 / n as f64);
+        out.num("fraction_matching_prompt", hits as f64 / total as f64);
     }
     out.set("model", a.model.display().to_string());
     out.set("sampler", sampler_name(&a.sampling));
-    out.set("label", a.label.clone().or_else(|| a.prompt.clone()));
+    out.set("label", a.label.clone());
+    out.set("prompt", a.prompt.clone());
+    if let Some(k) = truncated_from {
+        out.set("prompt_tokens_before_truncation", k);
+    }
     out.num("guidance", a.guidance);
-    out.set("n", n);
+    out.set("n", total);
     out.set("nfe", nfe);
+    if !labels.is_empty() {
+        // The class each sample was asked for, for `diffuse eval --classifier`.
+        let rows: Vec<Vec<String>> = labels.iter().map(|l| vec![l.clone()]).collect();
+        write_labels(&out.path("labels.csv"), &rows)?;
+    }
     out.set("seed", a.common.seed);
     if let Ok(data) = diffuse_data::Dataset::parse(&record.data) {
         if let Some((h, w)) = data.image_shape() {

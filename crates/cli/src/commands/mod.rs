@@ -2,6 +2,7 @@
 
 mod bench;
 mod chains;
+mod classify;
 mod converge;
 mod demo;
 mod eval;
@@ -24,6 +25,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Classifier(a) => classify::train(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Train(a) => learn::train(&a),
         Command::Sample(a) => learn::sample(&a),
