@@ -18,4 +18,6 @@ print(f"PyTorch {t['torch']}, {__import__('os').cpu_count()} cores; ratio = diff
 for b, r in d["train_steps_per_second"].items():
     print(f"train, batch {b:>4}: diffuse {r:7.0f} steps/s, PyTorch {t['train_steps_per_second'][b]:7.0f} steps/s, ratio {r / t['train_steps_per_second'][b]:.2f}")
 print(f"sample 10,000 points x 1000 DDPM steps: diffuse {d['sample_seconds']:.1f} s, PyTorch {t['sample_seconds']:.1f} s, ratio {t['sample_seconds'] / d['sample_seconds']:.2f}")
+if "unet_train_steps_per_second" in d:
+    print(f"UNet ({d['unet_channels']} channels, 28x28, prompt-conditioned), diffuse only: train, batch 64: {d['unet_train_steps_per_second']:.2f} steps/s; sample 100 images with 20-NFE DPM-Solver++(2M) at guidance 3: {d['unet_sample_100_seconds']:.1f} s")
 PY

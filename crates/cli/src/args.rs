@@ -473,6 +473,14 @@ pub struct SampleArgs {
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.
     #[arg(long, default_value_t = 1.0)]
     pub guidance: f64,
+    /// Images: also write animation.gif, the reverse process of the first 16 images (with
+    /// --label all, of the first images of each class) from noise to picture.
+    #[arg(long)]
+    pub animate: bool,
+    /// Images: do not clip the predicted clean image to the pixel range [-1, 1] (clipping, as
+    /// DDPM and diffusers do by default, keeps guided samples from saturating).
+    #[arg(long)]
+    pub no_clip: bool,
     /// Samples whose whole path is plotted (1-D models).
     #[arg(long, default_value_t = 5)]
     pub trajectories: usize,
@@ -497,6 +505,12 @@ pub struct BenchArgs {
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Training steps of the image UNet timed (0: skip the UNet).
+    #[arg(long, default_value_t = 20)]
+    pub unet_steps: usize,
+    /// Channels of the timed UNet (the shipped Fashion-MNIST model has 16).
+    #[arg(long, default_value_t = 16)]
+    pub unet_channels: usize,
     #[command(flatten)]
     pub common: Common,
 }

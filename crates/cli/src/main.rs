@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod shipped;
 
 fn main() -> ExitCode {
     alloc::keep_freed_memory();

@@ -337,6 +337,39 @@ pub fn write_png(path: &Path, pixels: &[u8], width: usize, height: usize) -> Res
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Writes 8-bit grayscale frames (each `width x height`) as a looping GIF, atomically; frame k
+/// shows for `delays[k]` hundredths of a second (the last delay repeats for missing entries).
+pub fn write_gif(
+    path: &Path,
+    frames: &[Vec<u8>],
+    width: usize,
+    height: usize,
+    delays: &[u16],
+) -> Result<()> {
+    let (w, h) = (
+        u16::try_from(width).map_err(|_| bad(path, "a GIF is at most 65535 pixels wide"))?,
+        u16::try_from(height).map_err(|_| bad(path, "a GIF is at most 65535 pixels high"))?,
+    );
+    if frames.is_empty() || frames.iter().any(|f| f.len() != width * height) {
+        return Err(bad(path, "every frame must have width x height pixels"));
+    }
+    // A palette of the 256 grays: pixel values are palette indices.
+    let palette: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
+    let tmp = path.with_extension("gif.tmp");
+    let file = std::fs::File::create(&tmp).map_err(io(path))?;
+    let gif_err = |e: gif::EncodingError| bad(path, format!("cannot write the animation ({e})"));
+    let mut enc =
+        gif::Encoder::new(std::io::BufWriter::new(file), w, h, &palette).map_err(gif_err)?;
+    enc.set_repeat(gif::Repeat::Infinite).map_err(gif_err)?;
+    for (k, f) in frames.iter().enumerate() {
+        let mut frame = gif::Frame::from_indexed_pixels(w, h, f.clone(), None);
+        frame.delay = delays.get(k).or(delays.last()).copied().unwrap_or(10);
+        enc.write_frame(&frame).map_err(gif_err)?;
+    }
+    drop(enc);
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
 /// Tiles images (each `height x width`) into a grid of `columns` columns with a 1-pixel gap,
 /// scaled up by an integer factor so that each tile is at least 56 pixels wide.
 pub fn grid(
@@ -365,6 +398,31 @@ pub fn grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GIF of two frames decodes back to the same gray levels.
+    #[test]
+    fn gifs_round_trip() {
+        let dir = std::env::temp_dir().join(format!("diffuse-gif-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.gif");
+        let frames = vec![
+            (0..12u8).map(|v| v * 20).collect::<Vec<u8>>(),
+            vec![255; 12],
+        ];
+        write_gif(&path, &frames, 4, 3, &[5, 50]).unwrap();
+        let mut opts = gif::DecodeOptions::new();
+        opts.set_color_output(gif::ColorOutput::RGBA);
+        let mut dec = opts.read_info(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut back = vec![];
+        while let Some(f) = dec.read_next_frame().unwrap() {
+            back.push((
+                f.buffer.chunks(4).map(|p| p[0]).collect::<Vec<u8>>(),
+                f.delay,
+            ));
+        }
+        assert_eq!(back, vec![(frames[0].clone(), 5), (frames[1].clone(), 50)]);
+        assert!(write_gif(&path, &[vec![0; 5]], 4, 3, &[1]).is_err());
+    }
 
     fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
         let mut v = vec![0, 0, 8, dims.len() as u8];

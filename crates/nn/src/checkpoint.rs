@@ -148,7 +148,21 @@ pub fn save_weights<M: Module>(path: &Path, model: &M) -> Result<()> {
 pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
-    let record: Checkpoint = serde_json::from_str(&text)
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    load_bytes(&text, bytes, dir, device)
+}
+
+/// A model from the text of its `config.json` and the bytes of its `model.safetensors` (a
+/// model compiled into the program); `dir` names it in errors.
+pub fn load_bytes(
+    config: &str,
+    weights: Vec<u8>,
+    dir: &Path,
+    device: &Device,
+) -> Result<(Model, Checkpoint)> {
+    let cfg_path = dir.join("config.json");
+    let record: Checkpoint = serde_json::from_str(config)
         .map_err(|e| err(&cfg_path, format!("not a diffuse model config: {e}")))?;
     if record.format != FORMAT {
         return Err(err(
@@ -156,7 +170,11 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
             format!("format '{}' is not '{FORMAT}'", record.format),
         ));
     }
-    let model = load_weights(&dir.join("model.safetensors"), &record.model, device)?;
+    let model = weights_into(
+        weights,
+        &dir.join("model.safetensors"),
+        record.model.init(device),
+    )?;
     Ok((model, record))
 }
 
@@ -166,8 +184,13 @@ pub fn load_weights(weights: &Path, config: &ModelConfig, device: &Device) -> Re
 }
 
 /// Reads one safetensors file into `model`; any mismatch is an error.
-pub(crate) fn read_weights<M: Module>(weights: &Path, mut model: M) -> Result<M> {
+pub(crate) fn read_weights<M: Module>(weights: &Path, model: M) -> Result<M> {
     let bytes = std::fs::read(weights).map_err(|e| err(weights, e.to_string()))?;
+    weights_into(bytes, weights, model)
+}
+
+/// Safetensors bytes into `model`; any mismatch is an error naming `weights`.
+pub(crate) fn weights_into<M: Module>(bytes: Vec<u8>, weights: &Path, mut model: M) -> Result<M> {
     // Partial loading reports what is missing instead of failing with a page-long summary; the
     // check below turns any gap into one line.
     let mut store = SafetensorsStore::from_bytes(Some(bytes))

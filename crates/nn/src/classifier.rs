@@ -246,7 +246,22 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(Classifier, Class
     use crate::checkpoint::err;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
-    let record: ClassifierRecord = serde_json::from_str(&text)
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    load_classifier_bytes(&text, bytes, dir, device)
+}
+
+/// A classifier from the text of its `config.json` and the bytes of its weights (compiled into
+/// the program); `dir` names it in errors.
+pub fn load_classifier_bytes(
+    text: &str,
+    weights: Vec<u8>,
+    dir: &Path,
+    device: &Device,
+) -> Result<(Classifier, ClassifierRecord)> {
+    use crate::checkpoint::err;
+    let path = dir.join("config.json");
+    let record: ClassifierRecord = serde_json::from_str(text)
         .map_err(|e| err(&path, format!("not a diffuse classifier config: {e}")))?;
     if record.format != FORMAT {
         return Err(err(
@@ -255,6 +270,6 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(Classifier, Class
         ));
     }
     let model = record.config.init(device)?;
-    let model = crate::checkpoint::read_weights(&dir.join("model.safetensors"), model)?;
+    let model = crate::checkpoint::weights_into(weights, &dir.join("model.safetensors"), model)?;
     Ok((model, record))
 }

@@ -19,6 +19,7 @@ pub struct LearnedDenoiser {
     cond: Option<Vec<f32>>,
     guidance: f64,
     target: Target,
+    clip: Option<(f64, f64)>,
 }
 
 impl LearnedDenoiser {
@@ -39,6 +40,7 @@ impl LearnedDenoiser {
             cond: None,
             guidance: 1.0,
             target: Target::Eps,
+            clip: None,
         }
     }
 
@@ -53,6 +55,14 @@ impl LearnedDenoiser {
     /// Declares what the model predicts (eps by default).
     pub fn predicting(mut self, target: Target) -> Self {
         self.target = target;
+        self
+    }
+
+    /// Clips the predicted clean data x_0 to [lo, hi] (the data's range): the "clip_sample" of
+    /// DDPM's reference code and of diffusers' DDPM and DDIM schedulers, which keeps guided
+    /// samples of images from saturating.
+    pub fn clipped(mut self, lo: f64, hi: f64) -> Self {
+        self.clip = Some((lo, hi));
         self
     }
 
@@ -128,11 +138,20 @@ impl Denoiser for LearnedDenoiser {
                 uncond.clone() + (cond - uncond) * self.guidance
             }
         };
-        Ok(Prediction {
+        let pred = Prediction {
             target: self.target,
             value,
             x: x.clone(),
             level,
+        };
+        Ok(match self.clip {
+            None => pred,
+            Some((lo, hi)) => Prediction {
+                target: Target::X0,
+                value: pred.x0().clamp(lo, hi),
+                x: x.clone(),
+                level,
+            },
         })
     }
 }

@@ -14,10 +14,12 @@ mod model;
 mod train;
 pub mod unet;
 
-pub use checkpoint::{Checkpoint, load, load_weights, parse_target, save, save_weights};
+pub use checkpoint::{
+    Checkpoint, load, load_bytes, load_weights, parse_target, save, save_weights,
+};
 pub use classifier::{
-    Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier, save_classifier,
-    train_classifier,
+    Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier,
+    load_classifier_bytes, save_classifier, train_classifier,
 };
 pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;

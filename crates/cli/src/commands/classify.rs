@@ -176,7 +176,14 @@ fn samples_with_labels(
 /// on the classifier's features.
 pub fn judge(a: &EvalArgs, classifier: &Path) -> Result<()> {
     let dev = diffuse_core::device::cpu();
-    let (model, record) = diffuse_nn::load_classifier(classifier, &dev).context("--classifier")?;
+    use crate::shipped::{CLASSIFIERS, Found, find};
+    let (model, record) = match find(classifier, CLASSIFIERS, "--classifier")? {
+        Found::Folder(f) => diffuse_nn::load_classifier(&f, &dev),
+        Found::Shipped(s) => {
+            diffuse_nn::load_classifier_bytes(s.config, s.weights.to_vec(), classifier, &dev)
+        }
+    }
+    .context("--classifier")?;
     let (table, asked) = samples_with_labels(&a.samples, a.class.as_deref())?;
     let (h, w) = (record.config.height, record.config.width);
     if table.dim() != h * w {

@@ -392,7 +392,12 @@ pub(crate) fn load_model(
     dir: &std::path::Path,
     dev: &burn::tensor::Device,
 ) -> Result<(LearnedDenoiser, diffuse_nn::Checkpoint, Schedule)> {
-    let (model, record) = diffuse_nn::load(dir, dev).context("--model")?;
+    use crate::shipped::{Found, MODELS, find};
+    let (model, record) = match find(dir, MODELS, "--model")? {
+        Found::Folder(f) => diffuse_nn::load(&f, dev),
+        Found::Shipped(s) => diffuse_nn::load_bytes(s.config, s.weights.to_vec(), dir, dev),
+    }
+    .context("--model")?;
     let sched = Schedule::parse(&record.schedule, record.steps).context("the model's schedule")?;
     let (dim, steps) = (record.model.dim(), record.steps);
     let den = if record.model.text() > 0 {
@@ -408,6 +413,15 @@ pub(crate) fn load_model(
 pub fn sample(a: &SampleArgs) -> Result<()> {
     let dev = device::cpu();
     let (den, record, sched) = load_model(&a.model, &dev)?;
+    // Image models are trained on pixels in [-1, 1]: clip the predicted clean image to it.
+    let den = if image_shape(&record).is_some()
+        && record.standardization.std.iter().all(|s| *s == 1.0)
+        && !a.no_clip
+    {
+        den.clipped(-1.0, 1.0)
+    } else {
+        den
+    };
     let n = positive("--n", a.n)?;
     positive("--batch", a.batch)?;
     let d = record.model.dim();
@@ -464,6 +478,14 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let k = if d == 1 { a.trajectories.min(n) } else { 0 };
     let mut paths_rec = PathRecorder::new(k);
     let total = n * groups.len();
+    // The reverse process of the first images of each group, for --animate (16 in all).
+    let shape = image_shape(&record);
+    let per_group = if a.animate && shape.is_some() {
+        (16 / groups.len()).clamp(1, n)
+    } else {
+        0
+    };
+    let mut frames: Vec<Vec<f64>> = vec![];
     let bar = crate::progress::bar(total as u64, "sample");
     let jobs = groups.iter().enumerate().flat_map(|(g, class)| {
         batches(n, a.batch)
@@ -484,9 +506,32 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         let first = rows.start as usize;
         let x_t = batch.prior(d, &dev);
         paths_rec.record(first, t as f64, &x_t);
+        let keep = if first.is_multiple_of(n) {
+            per_group.min(rows.clone().count())
+        } else {
+            0
+        };
+        let mut frame = 0;
+        let mut film = |x: &burn::tensor::Tensor<2>| -> Result<()> {
+            if keep > 0 {
+                let v = to_vec(&x.clone().narrow(0, 0, keep))?;
+                if frames.len() <= frame {
+                    frames.push(vec![]);
+                }
+                frames[frame].extend(v);
+                frame += 1;
+            }
+            Ok(())
+        };
+        film(&x_t)?;
+        let mut filmed = Ok(());
         let (x, used) = samplers::run(&chosen, &den, &sched, x_t, t, 0, &batch, &mut |e| {
-            paths_rec.record(first, e.t, e.x)
+            paths_rec.record(first, e.t, e.x);
+            if filmed.is_ok() {
+                filmed = film(e.x);
+            }
         })?;
+        filmed?;
         x_all.extend(to_vec(&x)?);
         nfe = used;
         bar.inc(rows.end - rows.start);
@@ -554,14 +599,17 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         write_labels(&out.path("labels.csv"), &rows)?;
     }
     out.set("seed", a.common.seed);
-    if let Ok(data) = diffuse_data::Dataset::parse(&record.data) {
-        if let Some((h, w)) = data.image_shape() {
-            // Pictures are judged by eye and (issue 5) by a classifier, not by distances between
-            // pixel vectors, which would also cost O(n^2 d) here.
-            write_images(&out, &x_all, h, w)?;
-            done(&out.finish()?);
-            return Ok(());
+    if let Some((h, w)) = shape {
+        // Pictures are judged by eye and (issue 5) by a classifier, not by distances between
+        // pixel vectors, which would also cost O(n^2 d) here.
+        write_images(&out, &x_all, h, w)?;
+        if !frames.is_empty() {
+            animate(&out.path("animation.gif"), &frames, h, w)?;
         }
+        done(&out.finish()?);
+        return Ok(());
+    }
+    if let Ok(data) = diffuse_data::Dataset::parse(&record.data) {
         let reference = data.sample(&noise, n as u64..2 * n as u64);
         let m = n.min(2000);
         out.num(
@@ -600,6 +648,36 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         }
     }
     done(&out.finish()?);
+    Ok(())
+}
+
+/// The image size of a model's samples: the UNet's, or that of the images it was trained on.
+fn image_shape(record: &Checkpoint) -> Option<(usize, usize)> {
+    match &record.model {
+        ModelConfig::UNet(u) => Some((u.height, u.width)),
+        ModelConfig::Mlp(_) => diffuse_data::Dataset::parse(&record.data)
+            .ok()?
+            .image_shape(),
+    }
+}
+
+/// The reverse process as a looping GIF: one grid of the filmed images per sampler step, the
+/// last held for two seconds.
+fn animate(path: &std::path::Path, frames: &[Vec<f64>], h: usize, w: usize) -> Result<()> {
+    use diffuse_data::images::{grid, to_pixels, write_gif};
+    let mut tiles = vec![];
+    let (mut gw, mut gh) = (0, 0);
+    for f in frames {
+        let images: Vec<Vec<u8>> = f.chunks(h * w).map(to_pixels).collect();
+        let (g, a, b) = grid(&images, w, h, 8);
+        (gw, gh) = (a, b);
+        tiles.push(g);
+    }
+    let mut delays = vec![12u16; tiles.len()];
+    if let Some(last) = delays.last_mut() {
+        *last = 200;
+    }
+    write_gif(path, &tiles, gw, gh, &delays)?;
     Ok(())
 }
 
