@@ -465,6 +465,9 @@ fn the_tour_writes_a_page_with_every_figure() {
         "guess.png",
         "compare.png",
         "diffuse forward --data delta:0.4",
+        "animation.gif",
+        "--prompt \"a shoe for running\"",
+        "frechet_floor",
     ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }

@@ -196,7 +196,61 @@ const EXPERIMENTS: &[Experiment] = &[
         args: "nll --data 8gaussians --samples {out}/data-8gaussians/samples.csv",
         figures: &[],
     },
+    Experiment {
+        name: "images-classes",
+        title: "Fashion-MNIST, class by class",
+        caption: "Issue 5: the shipped prompt-conditioned UNet asked for each class by its label (one row \
+                  per class: t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle \
+                  boot), 20-NFE DPM-Solver++(2M) with classifier-free guidance 3; and the reverse \
+                  process from noise to picture.",
+        args: "sample --model fashion-mnist --label all --n 10 --sampler dpmpp-2m --nfe 20 --guidance 3 --animate",
+        figures: &[
+            ("grid.png", "Ten samples of each class"),
+            ("animation.gif", "The reverse process, one image per class"),
+        ],
+    },
+    Experiment {
+        name: "images-eval",
+        title: "Judging the pictures with a classifier",
+        caption: "The shipped classifier (trained by diffuse classifier on the 60,000 training images) \
+                  says which class each sample above looks like: accuracy is the fraction drawn as asked. \
+                  The Frechet distance on its features compares the samples with the real test images of \
+                  the same classes; frechet_floor is the same distance for as many real training images \
+                  (with 100 samples both are dominated by the small-sample bias).",
+        args: "eval --samples {out}/images-classes --classifier fashion-mnist-classifier",
+        figures: &[],
+    },
+    Experiment {
+        name: "images-prompt",
+        title: "A prompt in words the model never saw",
+        caption: "The same model asked in words: the text encoder (all-MiniLM-L6-v2) places the sentence \
+                  near the training captions of the class it means.",
+        args: "sample --model fashion-mnist --prompt \"a shoe for running\" --n 20 --sampler dpmpp-2m --nfe 20 --guidance 3",
+        figures: &[("grid.png", "Twenty samples of 'a shoe for running'")],
+    },
 ];
+
+/// Splits a command line at spaces, keeping "double-quoted words" together.
+fn words(line: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut quoted = false;
+    let mut cur = String::new();
+    for ch in line.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -206,12 +260,7 @@ fn escape(s: &str) -> String {
 
 /// The arguments of an experiment: in quick mode, smaller samples and a tenth of the training.
 fn arguments(e: &Experiment, quick: bool, out: &Path) -> Vec<String> {
-    let words: Vec<String> = e
-        .args
-        .replace("{out}", &out.display().to_string())
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let words = words(&e.args.replace("{out}", &out.display().to_string()));
     let training = words.first().is_some_and(|w| w == "train");
     let mut args = Vec::with_capacity(words.len());
     for (i, w) in words.iter().enumerate() {
@@ -236,7 +285,17 @@ fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<String> {
     let cli = Cli::try_parse_from(&argv).with_context(|| format!("experiment {}", e.name))?;
     super::run(cli.command).with_context(|| format!("experiment {}", e.name))?;
     let mut html = String::new();
-    section(&mut html, e, &argv[1..].join(" "), &dir, root)?;
+    let shown: Vec<String> = argv[1..]
+        .iter()
+        .map(|w| {
+            if w.contains(' ') {
+                format!("\"{w}\"")
+            } else {
+                w.clone()
+            }
+        })
+        .collect();
+    section(&mut html, e, &shown.join(" "), &dir, root)?;
     Ok(html)
 }
 

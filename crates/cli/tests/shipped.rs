@@ -1,0 +1,145 @@
+//! Issue 5's acceptance with the models shipped in the binary: the Fashion-MNIST model, sampled
+//! with 20-NFE DPM-Solver++ at guidance 3, draws the class it is asked for (judged by the
+//! shipped classifier), and prompts in words never used in training land on the right class.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ok(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_diffuse"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "diffuse {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffuse-shipped-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const SAMPLER: [&str; 6] = ["--sampler", "dpmpp-2m", "--nfe", "20", "--guidance", "3"];
+
+/// Acceptance 1: 100 images of each of the ten classes; the classifier (test accuracy stated in
+/// its summary) assigns at least 85% of them to the class asked for. The Frechet distance on its
+/// features and the floor (real training images against the same test images) are printed.
+#[test]
+fn the_shipped_model_draws_the_class_asked_for() {
+    let dir = tmp("classes");
+    let samples = dir.join("s");
+    let mut args = vec![
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--label",
+        "all",
+        "--n",
+        "100",
+    ];
+    args.extend(SAMPLER);
+    args.extend(["--batch", "100", "--out", s(&samples)]);
+    ok(&args);
+    let e = dir.join("e");
+    ok(&[
+        "eval",
+        "--samples",
+        s(&samples),
+        "--classifier",
+        "fashion-mnist-classifier",
+        "--out",
+        s(&e),
+    ]);
+    let v = summary(&e);
+    println!("{v:#}");
+    assert_eq!(v["n"], 1000);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.85, "accuracy {acc}");
+    let (fd, floor) = (
+        v["frechet_distance"].as_f64().unwrap(),
+        v["frechet_floor"].as_f64().unwrap(),
+    );
+    assert!(
+        fd.is_finite() && floor > 0.0 && fd > floor,
+        "{fd} vs floor {floor}"
+    );
+}
+
+/// Acceptance 2: prompts that name a class in words no training caption uses (see
+/// `diffuse_data::captions`); 20 images each, at least 70% of all of them of the class meant.
+#[test]
+fn prompts_in_new_words_land_on_their_class() {
+    const PROMPTS: [(&str, &str); 10] = [
+        ("a shoe for running", "sneaker"),
+        ("something to wear on your legs", "trouser"),
+        ("a satchel for carrying books", "bag"),
+        ("a warm woolly jersey", "pullover"),
+        ("what a bride wears at her wedding", "dress"),
+        ("footwear for the beach", "sandal"),
+        ("an anorak for the rain", "coat"),
+        ("footwear for hiking through mud", "ankle-boot"),
+        ("a plain crew-neck top", "t-shirt"),
+        ("something a businessman wears under his suit", "shirt"),
+    ];
+    let captions: Vec<String> = diffuse_data::images::FASHION_MNIST_CLASSES
+        .iter()
+        .flat_map(|c| diffuse_data::captions::captions(c))
+        .collect();
+    let dir = tmp("prompts");
+    let (mut hits, mut n) = (0.0, 0.0);
+    for (k, (prompt, class)) in PROMPTS.iter().enumerate() {
+        assert!(
+            !captions.iter().any(|c| c == prompt),
+            "'{prompt}' is a training caption"
+        );
+        let out = dir.join(format!("p{k}"));
+        let mut args = vec![
+            "sample",
+            "--model",
+            "fashion-mnist",
+            "--prompt",
+            prompt,
+            "--n",
+            "20",
+        ];
+        args.extend(SAMPLER);
+        args.extend(["--seed", "1", "--out", s(&out)]);
+        ok(&args);
+        let e = dir.join(format!("e{k}"));
+        ok(&[
+            "eval",
+            "--samples",
+            s(&out),
+            "--classifier",
+            "fashion-mnist-classifier",
+            "--class",
+            class,
+            "--out",
+            s(&e),
+        ]);
+        let v = summary(&e);
+        let acc = v["accuracy"].as_f64().unwrap();
+        println!(
+            "{prompt:>48} -> {class:<10} {acc:.2}  {}",
+            v["predicted_counts"]
+        );
+        hits += acc * 20.0;
+        n += 20.0;
+    }
+    println!("all prompts: {:.3}", hits / n);
+    assert!(hits / n >= 0.7, "{}", hits / n);
+}
