@@ -11,13 +11,14 @@ cargo build --release --locked -p diffuse-cli
 threads=$(nproc)
 diffuse_json=$(target/release/diffuse bench --out target/bench 2>/dev/null)
 torch_json=$(bench/.venv/bin/python bench/torch_bench.py "$threads")
-python3 - "$diffuse_json" "$torch_json" <<'PY'
+unet_json=$(bench/.venv/bin/python bench/torch_unet.py "$threads" 16)
+python3 - "$diffuse_json" "$torch_json" "$unet_json" <<'PY'
 import json, sys
-d, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+d, t, u = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print(f"PyTorch {t['torch']}, {__import__('os').cpu_count()} cores; ratio = diffuse / PyTorch speed (> 1: diffuse is faster)")
 for b, r in d["train_steps_per_second"].items():
     print(f"train, batch {b:>4}: diffuse {r:7.0f} steps/s, PyTorch {t['train_steps_per_second'][b]:7.0f} steps/s, ratio {r / t['train_steps_per_second'][b]:.2f}")
 print(f"sample 10,000 points x 1000 DDPM steps: diffuse {d['sample_seconds']:.1f} s, PyTorch {t['sample_seconds']:.1f} s, ratio {t['sample_seconds'] / d['sample_seconds']:.2f}")
-if "unet_train_steps_per_second" in d:
-    print(f"UNet ({d['unet_channels']} channels, 28x28, prompt-conditioned), diffuse only: train, batch 64: {d['unet_train_steps_per_second']:.2f} steps/s; sample 100 images with 20-NFE DPM-Solver++(2M) at guidance 3: {d['unet_sample_100_seconds']:.1f} s")
+print(f"UNet ({d['unet_channels']} channels, 28x28, prompt-conditioned): train, batch 64: diffuse {d['unet_train_steps_per_second']:.2f} steps/s, PyTorch {u['unet_train_steps_per_second']:.2f} steps/s, ratio {d['unet_train_steps_per_second'] / u['unet_train_steps_per_second']:.2f}")
+print(f"sample 100 images, 20 steps at guidance 3 (40 forwards): diffuse {d['unet_sample_100_seconds']:.1f} s, PyTorch {u['unet_sample_100_seconds']:.1f} s, ratio {u['unet_sample_100_seconds'] / d['unet_sample_100_seconds']:.2f}")
 PY
