@@ -1,53 +1,14 @@
 //! The `diffuse` binary as a user runs it: acceptance checks of the foundation issue.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{diffuse, ok, s, samples, summary, tmp};
 
 use diffuse_core::metrics::{ks_one_sample, ks_two_sample, normal_cdf};
 
 const LEVEL: f64 = 1e-3;
-
-fn diffuse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diffuse"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs and requires success; returns stderr.
-fn ok(args: &[&str]) -> String {
-    let out = diffuse(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "diffuse {}: {err}", args.join(" "));
-    err
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("diffuse-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn samples(dir: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .flat_map(|l| {
-            l.split(',')
-                .map(|v| v.parse::<f64>().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A 1-D mixture with unequal weights and widths, and its CDF.
 fn write_gmm(dir: &Path) -> (PathBuf, impl Fn(f64) -> f64) {

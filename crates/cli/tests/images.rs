@@ -1,51 +1,11 @@
 //! Issue 5 from the command line: prompt-conditioned image models, the classifier that judges
 //! generated images, and `eval --classifier`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn diffuse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diffuse"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use std::path::Path;
 
-/// Runs and requires success; returns stderr.
-fn ok(args: &[&str]) -> String {
-    let out = diffuse(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "diffuse {}: {err}", args.join(" "));
-    err
-}
-
-/// Runs and requires a one-line error; returns it.
-fn fails(args: &[&str]) -> String {
-    let out = diffuse(args);
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(
-        !out.status.success(),
-        "diffuse {} succeeded",
-        args.join(" ")
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
-    err
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("diffuse-img-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{fails, ok, s, summary, tmp};
 
 /// Writes images as a `diffuse sample` folder would: samples.csv (model units) and labels.csv.
 fn write_sample_folder(dir: &Path, rows: &[Vec<f64>], labels: &[String]) {

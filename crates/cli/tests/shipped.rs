@@ -2,36 +2,9 @@
 //! with 20-NFE DPM-Solver++ at guidance 3, draws the class it is asked for (judged by the
 //! shipped classifier), and prompts in words never used in training land on the right class.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn ok(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_diffuse"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "diffuse {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("diffuse-shipped-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{ok, s, summary, tmp};
 
 const SAMPLER: [&str; 6] = ["--sampler", "dpmpp-2m", "--nfe", "20", "--guidance", "3"];
 
