@@ -108,7 +108,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let mut out = Output::new(a.common.out.as_deref(), "train")?;
     let dir = out.path("");
     let dev = device::cpu().autodiff();
-    let (mut model, record, mut ema) = if a.resume {
+    let (mut model, mut record, mut ema) = if a.resume {
         let (m, r) = diffuse_nn::load(&dir, &dev).context("--resume")?;
         if r.ema != a.ema {
             bail!(
@@ -204,12 +204,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         record.classes = class_names.clone();
         record.target = a.target.clone();
         record.ema = a.ema;
-        if let Some(e) = &encoder {
+        if encoder.is_some() {
             record.text_encoder = Some(TEXT_ENCODER.into());
-            record.label_embeddings = captions
-                .iter()
-                .map(|c: &Vec<String>| Ok(e.encode(&c[0])?.embedding))
-                .collect::<Result<_>>()?;
             record.captions = captions;
         }
         (None, record, a.ema.map(Ema::new))
@@ -231,6 +227,10 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             .collect::<Result<_>>()?,
         None => vec![],
     };
+    if !prompts.is_empty() {
+        // `--label NAME` asks for the embedding of the class's first caption.
+        record.label_embeddings = prompts.iter().map(|p| p[0].clone()).collect();
+    }
     let draw = |rows: std::ops::Range<u64>| {
         let mut x = data.sample(&noise, rows.clone());
         let labels = match record.cond.as_str() {
