@@ -18,6 +18,7 @@ pub mod likelihood;
 pub mod mcmc;
 pub mod metrics;
 pub mod noise;
+pub mod optimize;
 pub mod samplers;
 pub mod schedule;
 pub mod tensor;
