@@ -16,7 +16,7 @@ pub enum Spacing {
 }
 
 /// A family of sigma grids.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GridKind {
     /// The schedule's own steps, spaced as diffusers does.
     Timesteps(Spacing),
@@ -29,12 +29,33 @@ pub enum GridKind {
     Exponential,
     /// Uniform in the continuous time t of the schedule.
     UniformTime,
+    /// The levels given, one per step, decreasing, for a run to 0 (which appends 0): for
+    /// instance a grid fitted once and reused.
+    Given(Vec<f64>),
+    /// Levels fitted to the denoiser before sampling ([`super::fit::fit_grid`], through
+    /// [`super::fix_grid`], which turns this into [`GridKind::Given`]).
+    Fitted,
 }
 
 impl GridKind {
-    /// Parses `karras`, `karras:RHO`, `exponential`, `logsnr`, `uniform`, `leading`, `trailing`, `linspace`.
+    /// Parses `karras`, `karras:RHO`, `exponential`, `logsnr`, `uniform`, `leading`, `trailing`,
+    /// `linspace`, `fitted` and `sigmas:S1,S2,...`.
     pub fn parse(spec: &str) -> Result<Self> {
+        if let Some(list) = spec.strip_prefix("sigmas:") {
+            let levels: std::result::Result<Vec<f64>, _> =
+                list.split(',').map(|v| v.trim().parse::<f64>()).collect();
+            return match levels {
+                Ok(levels) => {
+                    check_levels(&levels)?;
+                    Ok(GridKind::Given(levels))
+                }
+                Err(_) => invalid(format!(
+                    "grid '{spec}': expected sigmas:S1,S2,... with decreasing positive numbers"
+                )),
+            };
+        }
         Ok(match spec {
+            "fitted" => GridKind::Fitted,
             "karras" => GridKind::Karras { rho: 7.0 },
             "exponential" | "logsnr" => GridKind::Exponential,
             "uniform" => GridKind::UniformTime,
@@ -45,7 +66,7 @@ impl GridKind {
                 Some(Ok(rho)) if rho > 0.0 => GridKind::Karras { rho },
                 _ => {
                     return invalid(format!(
-                        "unknown grid '{spec}' (expected karras[:RHO], exponential, logsnr, uniform, leading, trailing or linspace)"
+                        "unknown grid '{spec}' (expected karras[:RHO], exponential, logsnr, uniform, leading, trailing, linspace, fitted or sigmas:S1,S2,...)"
                     ));
                 }
             },
@@ -120,7 +141,7 @@ pub fn diffusers_timesteps(spacing: Spacing, t: usize, n: usize) -> Vec<usize> {
 /// (diffusers timestep tau is this crate's step tau + 1).
 /// `range` narrows Karras, exponential and uniform-time grids; it is an error with timesteps.
 pub fn sigma_grid(
-    kind: GridKind,
+    kind: &GridKind,
     schedule: &Schedule,
     from: usize,
     to: usize,
@@ -138,6 +159,13 @@ pub fn sigma_grid(
     }
     if to >= from || from > schedule.steps() {
         return invalid(format!("cannot make a grid from step {from} to step {to}"));
+    }
+    match kind {
+        GridKind::Given(levels) => return given(levels, schedule, from, to, n, range),
+        GridKind::Fitted => {
+            return invalid("a fitted grid is fitted before sampling (samplers::fix_grid)");
+        }
+        _ => {}
     }
     let sigma_at = |t: f64| (1.0 / schedule.alpha_bar_at(t) - 1.0).max(0.0).sqrt();
     // The interior points run from sigma(from) to sigma_low; a run to 0 then appends 0.
@@ -159,7 +187,8 @@ pub fn sigma_grid(
             "the grid would start at sigma {hi} and stop at {lo}: sigma_max must be above sigma_min"
         ));
     }
-    let mut sigmas: Vec<f64> = match kind {
+    let mut sigmas: Vec<f64> = match *kind {
+        GridKind::Given(_) | GridKind::Fitted => unreachable!("handled above"),
         GridKind::Karras { rho } => {
             let (a, b) = (hi.powf(1.0 / rho), lo.powf(1.0 / rho));
             ramp(points).map(|r| (a + r * (b - a)).powf(rho)).collect()
@@ -199,6 +228,48 @@ pub fn sigma_grid(
         sigmas.push(0.0);
     }
     Ok(sigmas)
+}
+
+/// Given levels: checked against the steps asked for and the schedule's top level.
+fn given(
+    levels: &[f64],
+    schedule: &Schedule,
+    from: usize,
+    to: usize,
+    n: usize,
+    range: SigmaRange,
+) -> Result<Vec<f64>> {
+    check_levels(levels)?;
+    if to != 0 || range != SigmaRange::FULL {
+        return invalid("a grid of given levels runs to 0 and takes no sigma range");
+    }
+    if levels.len() != n {
+        return invalid(format!(
+            "the grid gives {} levels but the sampler asks for {n} steps",
+            levels.len()
+        ));
+    }
+    let top = schedule.sigma(from);
+    if levels[0] > top * (1.0 + 1e-9) {
+        return invalid(format!(
+            "the grid starts at sigma {} above the schedule's sigma {top} at step {from}",
+            levels[0]
+        ));
+    }
+    Ok(levels.iter().copied().chain([0.0]).collect())
+}
+
+fn check_levels(levels: &[f64]) -> Result<()> {
+    let ok = !levels.is_empty()
+        && levels.iter().all(|s| s.is_finite() && *s > 0.0)
+        && levels.windows(2).all(|w| w[1] < w[0]);
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "grid levels must be positive and decreasing (got {levels:?})"
+        ))
+    }
 }
 
 fn ramp(points: usize) -> impl Iterator<Item = f64> {
@@ -241,7 +312,7 @@ mod tests {
             GridKind::UniformTime,
             GridKind::Timesteps(Spacing::Trailing),
         ] {
-            let g = sigma_grid(kind, &s, 1000, 0, 10, SigmaRange::FULL).unwrap();
+            let g = sigma_grid(&kind, &s, 1000, 0, 10, SigmaRange::FULL).unwrap();
             assert_eq!(g.len(), 11, "{kind:?}");
             assert!(
                 (g[0] - s.sigma(1000)).abs() < 1e-9 * s.sigma(1000),
@@ -252,7 +323,7 @@ mod tests {
         }
         // Karras rho = 7 between sigma_max and sigma_min (k-diffusion's get_sigmas_karras).
         let g = sigma_grid(
-            GridKind::Karras { rho: 7.0 },
+            &GridKind::Karras { rho: 7.0 },
             &s,
             1000,
             0,
@@ -264,7 +335,7 @@ mod tests {
         assert!((g[1] - (a + (b - a) / 3.0).powi(7)).abs() < 1e-9 * g[1]);
         assert!((g[3] - s.sigma(1)).abs() < 1e-12);
         // Partial runs end at sigma(to).
-        let g = sigma_grid(GridKind::Exponential, &s, 800, 200, 5, SigmaRange::FULL).unwrap();
+        let g = sigma_grid(&GridKind::Exponential, &s, 800, 200, 5, SigmaRange::FULL).unwrap();
         assert_eq!(g.len(), 6);
         assert!((g[5] - s.sigma(200)).abs() < 1e-9 * g[5]);
         assert!(GridKind::parse("wiggly").is_err());
@@ -282,7 +353,7 @@ mod tests {
             GridKind::Exponential,
             GridKind::UniformTime,
         ] {
-            let g = sigma_grid(kind, &s, 1000, 0, 10, range).unwrap();
+            let g = sigma_grid(&kind, &s, 1000, 0, 10, range).unwrap();
             assert_eq!(g.len(), 11, "{kind:?}");
             assert!(
                 (g[0] - 20.0).abs() < 1e-9 && (g[9] - 0.05).abs() < 1e-9,
@@ -291,7 +362,7 @@ mod tests {
             assert_eq!(g[10], 0.0);
         }
         // Exponential: equal ratios between neighbours.
-        let g = sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, range).unwrap();
+        let g = sigma_grid(&GridKind::Exponential, &s, 1000, 0, 10, range).unwrap();
         let q = (0.05f64 / 20.0).powf(1.0 / 9.0);
         assert!(
             g.windows(2)
@@ -304,8 +375,8 @@ mod tests {
             min: None,
         };
         assert_eq!(
-            sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, wide).unwrap(),
-            sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, SigmaRange::FULL).unwrap()
+            sigma_grid(&GridKind::Exponential, &s, 1000, 0, 10, wide).unwrap(),
+            sigma_grid(&GridKind::Exponential, &s, 1000, 0, 10, SigmaRange::FULL).unwrap()
         );
         for bad in [
             SigmaRange {
@@ -322,13 +393,13 @@ mod tests {
             },
         ] {
             assert!(
-                sigma_grid(GridKind::Exponential, &s, 1000, 0, 10, bad).is_err(),
+                sigma_grid(&GridKind::Exponential, &s, 1000, 0, 10, bad).is_err(),
                 "{bad:?}"
             );
         }
         assert!(
             sigma_grid(
-                GridKind::Timesteps(Spacing::Trailing),
+                &GridKind::Timesteps(Spacing::Trailing),
                 &s,
                 1000,
                 0,
@@ -337,5 +408,39 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn given_levels_are_parsed_checked_and_end_at_zero() {
+        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+        let kind = GridKind::parse("sigmas:10, 1,0.1").unwrap();
+        assert_eq!(kind, GridKind::Given(vec![10.0, 1.0, 0.1]));
+        assert_eq!(
+            sigma_grid(&kind, &s, 1000, 0, 3, SigmaRange::FULL).unwrap(),
+            vec![10.0, 1.0, 0.1, 0.0]
+        );
+        assert_eq!(GridKind::parse("fitted").unwrap(), GridKind::Fitted);
+        for bad in [
+            "sigmas:1,10",
+            "sigmas:1,1",
+            "sigmas:1,-0.1",
+            "sigmas:x",
+            "sigmas:",
+            "sigmas:1,nan",
+        ] {
+            assert!(GridKind::parse(bad).is_err(), "{bad}");
+        }
+        // The steps must match the levels; the run must go to 0, start no higher than the
+        // schedule, and take no range.
+        assert!(sigma_grid(&kind, &s, 1000, 0, 4, SigmaRange::FULL).is_err());
+        assert!(sigma_grid(&kind, &s, 1000, 10, 3, SigmaRange::FULL).is_err());
+        assert!(sigma_grid(&kind, &s, 10, 0, 3, SigmaRange::FULL).is_err());
+        let range = SigmaRange {
+            max: Some(5.0),
+            min: None,
+        };
+        assert!(sigma_grid(&kind, &s, 1000, 0, 3, range).is_err());
+        // A fitted grid is fitted by fix_grid first.
+        assert!(sigma_grid(&GridKind::Fitted, &s, 1000, 0, 3, SigmaRange::FULL).is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 mod ddim;
 mod ddpm;
+pub mod fit;
 pub mod grid;
 pub mod karras;
 mod ode;
@@ -243,7 +244,7 @@ pub fn run(
             range,
         } => {
             crate::denoiser::check_dim(&x, denoiser.dim())?;
-            let sigmas = sigma_grid(*grid, schedule, from, to, *steps, *range)?;
+            let sigmas = sigma_grid(grid, schedule, from, to, *steps, *range)?;
             let model = sigma::SigmaDenoiser::new(denoiser, schedule);
             let x = sigma::to_ve(x, sigmas[0]);
             let x = match method {
@@ -266,10 +267,22 @@ pub fn run(
     }
 }
 
+/// A sampler whose grid no longer depends on the batch, and what fixing it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixed {
+    /// The sampler to run on every batch.
+    pub sampler: Sampler,
+    /// Denoiser evaluations spent on the pilot (each on all of its rows).
+    pub pilot_nfe: usize,
+    /// For a fitted grid, the fit and its errors.
+    pub fit: Option<fit::FittedGrid>,
+}
+
 /// Turns a sampler whose steps adapt to the batch (RK45) into one with a fixed grid, chosen by an
-/// adaptive solve on `pilot` (for instance the first few hundred samples of a run). Every batch then
-/// takes the same steps, so a sample does not depend on the batch it is drawn in. Other samplers
-/// are returned as they are.
+/// adaptive solve on `pilot` (for instance the first few hundred samples of a run), and a sigma
+/// sampler on a [`GridKind::Fitted`] grid into one on the levels [`fit::fit_grid`] fits on
+/// `pilot`. Every batch then takes the same steps, so a sample does not depend on the batch it is
+/// drawn in. Other samplers are returned as they are.
 pub fn fix_grid(
     sampler: &Sampler,
     denoiser: &dyn crate::denoiser::Denoiser,
@@ -277,7 +290,7 @@ pub fn fix_grid(
     pilot: Tensor<2>,
     from: usize,
     to: usize,
-) -> crate::Result<Sampler> {
+) -> crate::Result<Fixed> {
     match sampler {
         Sampler::Ode {
             method: method @ OdeMethod::Rk45 { .. },
@@ -291,11 +304,42 @@ pub fn fix_grid(
                 method,
                 &mut silent,
             )?;
-            Ok(Sampler::Ode {
+            let sampler = Sampler::Ode {
                 method: OdeMethod::Dopri5(stats.sigmas),
+            };
+            Ok(Fixed {
+                sampler,
+                pilot_nfe: stats.nfe,
+                fit: None,
             })
         }
-        other => Ok(other.clone()),
+        Sampler::Sigma {
+            method,
+            grid: GridKind::Fitted,
+            steps,
+            range,
+        } => {
+            if to != 0 {
+                return crate::error::invalid("a fitted grid runs to step 0");
+            }
+            let fitted = fit::fit_grid(*method, denoiser, schedule, pilot, from, *steps, *range)?;
+            let sampler = Sampler::Sigma {
+                method: *method,
+                grid: GridKind::Given(fitted.sigmas.clone()),
+                steps: *steps,
+                range: SigmaRange::FULL,
+            };
+            Ok(Fixed {
+                sampler,
+                pilot_nfe: fitted.nfe,
+                fit: Some(fitted),
+            })
+        }
+        other => Ok(Fixed {
+            sampler: other.clone(),
+            pilot_nfe: 0,
+            fit: None,
+        }),
     }
 }
 

@@ -45,7 +45,7 @@ pub fn endpoint_errors(
         .map(|n| {
             let sampler = Sampler::Sigma {
                 method,
-                grid,
+                grid: grid.clone(),
                 steps: *n,
                 range: SigmaRange::FULL,
             };

@@ -82,7 +82,7 @@ fn the_sigma_table_is_diffusers() {
         0.0,
     ];
     let got = sigma_grid(
-        GridKind::Timesteps(Spacing::Trailing),
+        &GridKind::Timesteps(Spacing::Trailing),
         &sd(),
         1000,
         0,
@@ -101,7 +101,7 @@ fn the_sigma_table_is_diffusers() {
 #[test]
 fn lms_coefficients_are_diffusers() {
     let sigmas = sigma_grid(
-        GridKind::Timesteps(Spacing::Trailing),
+        &GridKind::Timesteps(Spacing::Trailing),
         &sd(),
         1000,
         0,
@@ -126,7 +126,7 @@ fn whole_runs_match_diffusers() {
     let trailing = GridKind::Timesteps(Spacing::Trailing);
     let sigma = |method, steps| Sampler::Sigma {
         method,
-        grid: trailing,
+        grid: trailing.clone(),
         steps,
         range: SigmaRange::FULL,
     };

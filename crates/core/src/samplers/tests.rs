@@ -163,7 +163,9 @@ fn a_sample_does_not_depend_on_its_batch() {
     let den = m.denoiser(&device);
     for (name, sampler) in samplers(50) {
         let pilot = BatchNoise::new(noise, 0..16);
-        let sampler = fix_grid(&sampler, &den, &s, pilot.prior(1, &device), 50, 0).unwrap();
+        let sampler = fix_grid(&sampler, &den, &s, pilot.prior(1, &device), 50, 0)
+            .unwrap()
+            .sampler;
         let draw = |rows: std::ops::Range<u64>| {
             let batch = BatchNoise::new(noise, rows);
             let (x, _) = run(
