@@ -202,8 +202,10 @@ pub struct SamplerArgs {
     /// Denoiser evaluations for the fixed-step samplers (default 50; ddpm always uses every step).
     #[arg(long)]
     pub nfe: Option<usize>,
-    /// Grid: karras[:RHO], exponential, logsnr, uniform (in t), or the model's own steps spaced
-    /// leading, trailing or linspace (default: karras; trailing for ddim).
+    /// Grid: karras[:RHO], exponential, logsnr, uniform (in t), the model's own steps spaced
+    /// leading, trailing or linspace (default: karras; trailing for ddim); fitted (levels fitted
+    /// to the denoiser on the first 256 samples before sampling, written to summary.json as
+    /// grid_sigmas); or sigmas:S1,S2,... (given levels, one per step, e.g. a fitted grid reused).
     #[arg(long)]
     pub grid: Option<String>,
     /// Noise of ddim and euler-ancestral (ddim default 0, euler-ancestral default 1).

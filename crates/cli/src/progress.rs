@@ -13,3 +13,14 @@ pub fn bar(len: u64, message: &str) -> ProgressBar {
     pb.set_message(message.to_string());
     pb
 }
+
+/// A spinner with a message and the time elapsed, for work of unknown length.
+pub fn spinner(message: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed_precise}") {
+        pb.set_style(style);
+    }
+    pb.set_message(message.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}

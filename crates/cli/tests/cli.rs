@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{diffuse, ok, s, samples, summary, tmp};
+use common::{diffuse, fails, ok, s, samples, summary, tmp};
 
 use diffuse_core::metrics::{ks_one_sample, ks_two_sample, normal_cdf};
 
@@ -309,6 +309,78 @@ fn undiffusion_recovers_point_masses_and_a_gmm_file() {
             assert!(p > LEVEL, "{sampler:?} {prior:?}: KS p = {p}");
         }
     }
+}
+
+/// Issue 4, acceptance 3 from the command line: a grid fitted to a mixture whose components are
+/// 35 and 70 of their widths apart lets UniPC sample it in 10 evaluations (the exponential and
+/// Karras grids do not); the fitted levels are written down, and given back they reproduce the
+/// run without fitting again.
+#[test]
+fn a_fitted_grid_samples_a_narrow_mixture_and_can_be_reused() {
+    let dir = tmp("fitted");
+    let gmm = dir.join("narrow.json");
+    std::fs::write(
+        &gmm,
+        r#"{"weights":[0.3,0.7],"means":[[-2],[1.5]],"stds":[0.1,0.05]}"#,
+    )
+    .unwrap();
+    let gmm = format!("gmm:{}", s(&gmm));
+    let base = [
+        "undiffuse",
+        "--data",
+        &gmm,
+        "--steps",
+        "1000",
+        "--prior",
+        "normal",
+        "--n",
+        "10000",
+    ];
+    let unipc = ["--sampler", "unipc"];
+    let fitted = dir.join("fitted");
+    ok(&[
+        &base[..],
+        &unipc,
+        &["--nfe", "10", "--grid", "fitted", "--out", s(&fitted)],
+    ]
+    .concat());
+    let sum = summary(&fitted);
+    assert_eq!(sum["grid"], "fitted");
+    assert_eq!(sum["nfe"], 10);
+    assert!(sum["pilot_nfe"].as_u64().unwrap() > 0);
+    let p = sum["ks_vs_theory_p"].as_f64().unwrap();
+    assert!(p > LEVEL, "fitted grid: KS p = {p}");
+    let fit = sum["fit_error_fitted"].as_f64().unwrap();
+    assert!(
+        fit < sum["fit_error_exponential"].as_f64().unwrap(),
+        "{sum}"
+    );
+    let levels: Vec<String> = sum["grid_sigmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap().to_string())
+        .collect();
+    assert_eq!(levels.len(), 10);
+    let given = format!("sigmas:{}", levels.join(","));
+    let reused = dir.join("reused");
+    ok(&[&base[..], &unipc, &["--grid", &given, "--out", s(&reused)]].concat());
+    assert_eq!(samples(&reused), samples(&fitted));
+    let sum = summary(&reused);
+    assert_eq!(sum["grid"], "sigmas");
+    assert!(sum.get("pilot_nfe").is_none(), "{sum}");
+    // Bad grids are refused with one line.
+    let o = s(&dir);
+    for bad in [
+        vec!["--sampler", "unipc", "--grid", "sigmas:1,10"],
+        vec!["--sampler", "unipc", "--grid", "sigmas:1,0.1", "--nfe", "5"],
+        vec!["--grid", "fitted", "--sampler", "euler-ancestral"],
+    ] {
+        let e = fails(&[&base[..], &bad[..], &["--out", o]].concat());
+        assert!(e.contains("grid") || e.contains("levels"), "{bad:?}: {e}");
+    }
+    let e = fails(&["converge", "--data", &gmm, "--grid", "fitted", "--out", o]);
+    assert!(e.contains("fitted"), "{e}");
 }
 
 /// Acceptance 4: undiffusing from T to B gives the law of diffusing from 0 to B, at every B.

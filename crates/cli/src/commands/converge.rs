@@ -35,6 +35,12 @@ pub fn run(a: &ConvergeArgs) -> Result<()> {
             "--samplers: {s:?} has no evaluation budget to vary; compare the fixed-step samplers"
         );
     }
+    if a.grid == "fitted" || a.grid.starts_with("sigmas:") {
+        bail!(
+            "--grid {}: converge varies the budget over a family of grids (karras, exponential, ...); a fitted or given grid is for one budget (undiffuse, sample)",
+            a.grid
+        );
+    }
     let noise = NoiseSource::new(a.common.seed);
     let dev = device::default_device();
     let d = data.dim();

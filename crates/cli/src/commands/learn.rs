@@ -469,7 +469,10 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let noise = NoiseSource::new(a.common.seed);
     let chosen = sampler(&a.sampling, t, 0)?;
     let pilot = BatchNoise::new(noise, 0..n.min(256) as u64).prior(d, &dev);
-    let chosen = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
+    let fitting = super::undiffuse::fitting_spinner(&chosen);
+    let fixed = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
+    fitting.finish_and_clear();
+    let chosen = fixed.sampler.clone();
     let mut out = Output::new(a.common.out.as_deref(), "sample")?;
     let mut x_all = vec![];
     let mut labels = vec![];
@@ -585,6 +588,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     }
     out.set("model", a.model.display().to_string());
     out.set("sampler", sampler_name(&a.sampling));
+    super::undiffuse::record_sampler(&mut out, &fixed, &a.sampling);
     out.set("label", a.label.clone());
     out.set("prompt", a.prompt.clone());
     if let Some(k) = truncated_from {

@@ -31,10 +31,17 @@ const PILOT: usize = 256;
 
 /// The sampler `a` names, for a run over `span` steps that ends at step `to`.
 pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler> {
-    let nfe = match a.nfe {
-        Some(0) => bail!("--nfe must be at least 1 (got 0)"),
-        Some(n) => n,
-        None => 50.min(span.max(1) * 2),
+    let given_levels = match a.grid.as_deref().map(GridKind::parse) {
+        Some(Ok(GridKind::Given(levels))) => Some(levels.len()),
+        _ => None,
+    };
+    let nfe = match (a.nfe, given_levels) {
+        (Some(0), _) => bail!("--nfe must be at least 1 (got 0)"),
+        (Some(n), _) => n,
+        // A grid of given levels takes one evaluation a level (heun: twice).
+        (None, Some(k)) if a.sampler == SamplerName::Heun => 2 * k - 1,
+        (None, Some(k)) => k,
+        (None, None) => 50.min(span.max(1) * 2),
     };
     let grid_name = a.grid.clone().unwrap_or_else(|| {
         if a.sampler == SamplerName::Ddim {
@@ -58,7 +65,7 @@ pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler
     };
     let sigma = |method: SigmaMethod, steps: usize| Sampler::Sigma {
         method,
-        grid,
+        grid: grid.clone(),
         steps: steps.max(1),
         range,
     };
@@ -75,6 +82,17 @@ pub(crate) fn sampler(a: &SamplerArgs, span: usize, to: usize) -> Result<Sampler
     if range != SigmaRange::FULL && !sigma_samplers.contains(&a.sampler) {
         bail!(
             "--sigma-max and --sigma-min apply to the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc)"
+        );
+    }
+    if a.grid.is_some()
+        && matches!(
+            a.sampler,
+            SamplerName::Ddpm | SamplerName::Sde | SamplerName::Ode
+        )
+    {
+        bail!(
+            "--grid applies to ddim and the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc), not to {}",
+            sampler_name(a)
         );
     }
     Ok(match a.sampler {
@@ -195,7 +213,8 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         })
     };
     // An adaptive solver picks its steps once, on the first samples, and every batch follows them.
-    let sampler = samplers::fix_grid(
+    let fitting = fitting_spinner(&sampler);
+    let fixed = samplers::fix_grid(
         &sampler,
         &den,
         &sched,
@@ -203,6 +222,8 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         from,
         a.to,
     )?;
+    fitting.finish_and_clear();
+    let sampler = fixed.sampler.clone();
     let k = if d == 1 { p.trajectories.min(n) } else { 0 };
     let mut paths_rec = PathRecorder::new(k);
     let (mut finals, mut nfe) = (vec![], 0);
@@ -243,38 +264,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     out.set("schedule", sched.name());
     out.set("steps", p.steps);
     out.set("sampler", sampler_name(&a.sampling));
-    match &sampler {
-        Sampler::Ddpm(v) => out.set("variance", format!("{v:?}").to_lowercase()),
-        Sampler::Sde { steps } => out.set("grid_steps", *steps),
-        Sampler::Ode {
-            method: OdeMethod::Dopri5(grid),
-        } => {
-            out.num("tol", a.sampling.tol);
-            out.set("adaptive_steps", grid.len() - 1);
-        }
-        Sampler::Ddim {
-            eta,
-            spacing,
-            steps,
-        } => {
-            out.num("eta", *eta);
-            out.set("grid", format!("{spacing:?}").to_lowercase());
-            out.set("grid_steps", *steps);
-        }
-        Sampler::Sigma {
-            grid, steps, range, ..
-        } => {
-            out.set("grid", format!("{grid:?}").to_lowercase());
-            out.set("grid_steps", *steps);
-            if let Some(v) = range.max {
-                out.num("sigma_max", v);
-            }
-            if let Some(v) = range.min {
-                out.num("sigma_min", v);
-            }
-        }
-        Sampler::Ode { .. } => {}
-    }
+    record_sampler(&mut out, &fixed, &a.sampling);
     out.set("from", from);
     out.set("to", a.to);
     out.set(
@@ -488,4 +478,74 @@ pub(crate) fn guess_plot(
         &series,
     )?;
     Ok(())
+}
+
+/// Records the settings of the sampler that ran (after [`samplers::fix_grid`]) in a summary:
+/// its grid, and for a fitted or adaptive grid the levels chosen and what choosing them cost.
+pub(crate) fn record_sampler(out: &mut Output, fixed: &samplers::Fixed, a: &SamplerArgs) {
+    match &fixed.sampler {
+        Sampler::Ddpm(v) => out.set("variance", format!("{v:?}").to_lowercase()),
+        Sampler::Sde { steps } => out.set("grid_steps", *steps),
+        Sampler::Ode {
+            method: OdeMethod::Dopri5(grid),
+        } => {
+            out.num("tol", a.tol);
+            out.set("adaptive_steps", grid.len() - 1);
+        }
+        Sampler::Ddim {
+            eta,
+            spacing,
+            steps,
+        } => {
+            out.num("eta", *eta);
+            out.set("grid", format!("{spacing:?}").to_lowercase());
+            out.set("grid_steps", *steps);
+        }
+        Sampler::Sigma {
+            grid, steps, range, ..
+        } => {
+            let name = match grid {
+                GridKind::Given(levels) => {
+                    out.set("grid_sigmas", levels.clone());
+                    if a.grid.as_deref() == Some("fitted") {
+                        "fitted".to_string()
+                    } else {
+                        "sigmas".to_string()
+                    }
+                }
+                GridKind::Karras { rho } => format!("karras:{rho}"),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            out.set("grid", name);
+            out.set("grid_steps", *steps);
+            if let Some(v) = range.max {
+                out.num("sigma_max", v);
+            }
+            if let Some(v) = range.min {
+                out.num("sigma_min", v);
+            }
+        }
+        Sampler::Ode { .. } => {}
+    }
+    if fixed.pilot_nfe > 0 {
+        // Evaluations on the pilot batch that chose the grid, not counted in nfe.
+        out.set("pilot_nfe", fixed.pilot_nfe);
+    }
+    if let Some(fit) = &fixed.fit {
+        // Mean absolute end-point error on the pilot against an accurate solve.
+        out.num("fit_error_exponential", fit.error_exponential);
+        out.num("fit_error_karras", fit.error_karras);
+        out.num("fit_error_fitted", fit.error_fitted);
+    }
+}
+
+/// A spinner while a `--grid fitted` grid is fitted (a minute for a small MLP); hidden otherwise.
+pub(crate) fn fitting_spinner(sampler: &Sampler) -> indicatif::ProgressBar {
+    match sampler {
+        Sampler::Sigma {
+            grid: GridKind::Fitted,
+            ..
+        } => crate::progress::spinner("fitting the grid on the pilot samples"),
+        _ => indicatif::ProgressBar::hidden(),
+    }
 }
