@@ -501,6 +501,8 @@ fn the_tour_writes_a_page_with_every_figure() {
         "animation.gif",
         "--prompt \"a shoe for running\"",
         "frechet_floor",
+        "--grid fitted",
+        "grid_sigmas",
     ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }

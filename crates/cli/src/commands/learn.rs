@@ -469,7 +469,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let noise = NoiseSource::new(a.common.seed);
     let chosen = sampler(&a.sampling, t, 0)?;
     let pilot = BatchNoise::new(noise, 0..n.min(256) as u64).prior(d, &dev);
-    let fitting = super::undiffuse::fitting_spinner(&chosen);
+    let fitting = super::undiffuse::fitting_spinner(&chosen, &den, &sched, &pilot, t)?;
     let fixed = samplers::fix_grid(&chosen, &den, &sched, pilot, t, 0)?;
     fitting.finish_and_clear();
     let chosen = fixed.sampler.clone();

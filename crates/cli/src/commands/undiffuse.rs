@@ -213,15 +213,9 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         })
     };
     // An adaptive solver picks its steps once, on the first samples, and every batch follows them.
-    let fitting = fitting_spinner(&sampler);
-    let fixed = samplers::fix_grid(
-        &sampler,
-        &den,
-        &sched,
-        start_of(0..n.min(PILOT) as u64)?,
-        from,
-        a.to,
-    )?;
+    let pilot = start_of(0..n.min(PILOT) as u64)?;
+    let fitting = fitting_spinner(&sampler, &den, &sched, &pilot, from)?;
+    let fixed = samplers::fix_grid(&sampler, &den, &sched, pilot, from, a.to)?;
     fitting.finish_and_clear();
     let sampler = fixed.sampler.clone();
     let k = if d == 1 { p.trajectories.min(n) } else { 0 };
@@ -539,13 +533,33 @@ pub(crate) fn record_sampler(out: &mut Output, fixed: &samplers::Fixed, a: &Samp
     }
 }
 
-/// A spinner while a `--grid fitted` grid is fitted (a minute for a small MLP); hidden otherwise.
-pub(crate) fn fitting_spinner(sampler: &Sampler) -> indicatif::ProgressBar {
-    match sampler {
-        Sampler::Sigma {
-            grid: GridKind::Fitted,
-            ..
-        } => crate::progress::spinner("fitting the grid on the pilot samples"),
-        _ => indicatif::ProgressBar::hidden(),
+/// A spinner while a `--grid fitted` grid is fitted; hidden otherwise. When one evaluation on
+/// the pilot says the fit will take more than a minute, says how long first.
+pub(crate) fn fitting_spinner(
+    sampler: &Sampler,
+    den: &dyn Denoiser,
+    sched: &Schedule,
+    pilot: &burn::tensor::Tensor<2>,
+    from: usize,
+) -> Result<indicatif::ProgressBar> {
+    let Sampler::Sigma {
+        grid: GridKind::Fitted,
+        ..
+    } = sampler
+    else {
+        return Ok(indicatif::ProgressBar::hidden());
+    };
+    let clock = std::time::Instant::now();
+    den.predict(pilot, level_at_step(sched, from))?;
+    // Fits here took 65,000 to 94,000 evaluations of the pilot (README, "Fitted grids").
+    let minutes = clock.elapsed().as_secs_f64() * 80_000.0 / 60.0;
+    if minutes > 1.0 {
+        eprintln!(
+            "fitting the grid takes about {minutes:.0} minutes ({} pilot rows, ~80,000 evaluations); reuse its levels (grid_sigmas) with --grid sigmas:...",
+            pilot.dims()[0]
+        );
     }
+    Ok(crate::progress::spinner(
+        "fitting the grid on the pilot samples",
+    ))
 }
