@@ -205,6 +205,9 @@ fn the_same_seed_gives_the_same_bytes_and_batches_do_not_matter() {
     for sampler in SAMPLERS {
         commands.push([&["undiffuse", "--prior", "normal"][..], &base, sampler].concat());
     }
+    // A fitted grid is fitted once, on the first 256 samples, whatever the batch.
+    let fitted = ["--sampler", "unipc", "--nfe", "10", "--grid", "fitted"];
+    commands.push([&["undiffuse", "--prior", "normal"][..], &base, &fitted].concat());
     for (i, c) in commands.iter().enumerate() {
         let a = run(&format!("{i}-a"), &[&c[..], &["--seed", "7"]].concat());
         let b = run(&format!("{i}-b"), &[&c[..], &["--seed", "7"]].concat());
