@@ -5,6 +5,7 @@
 //! time-appended MLP of seeds 000, 003 and 004, the DDPM epsilon loss of seeds 001 and 003, and
 //! checkpoints as a folder with `model.safetensors` and `config.json`, written atomically.
 
+mod act;
 mod checkpoint;
 pub mod classifier;
 mod denoiser;

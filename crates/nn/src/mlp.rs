@@ -6,7 +6,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{elu, relu, silu, softplus};
+use burn::tensor::activation::{elu, relu, softplus};
+
+use crate::act::silu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
