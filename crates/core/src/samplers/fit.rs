@@ -221,25 +221,20 @@ mod tests {
         Mixture::new(vec![0.3, 0.7], vec![vec![-2.0], vec![1.5]], vec![0.1, 0.05]).unwrap()
     }
 
-    fn pilot() -> Tensor<2> {
-        BatchNoise::new(NoiseSource::new(3), 0..256).prior(1, &crate::device::cpu())
+    /// Fits `method`'s `steps` levels for the narrow mixture on a 256-row pilot, linear schedule
+    /// of 1000 steps, whole range; returns the fit and the schedule.
+    fn fit(method: SigmaMethod, steps: usize) -> (Result<FittedGrid>, Schedule) {
+        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+        let den = narrow().denoiser(&crate::device::cpu());
+        let pilot = BatchNoise::new(NoiseSource::new(3), 0..256).prior(1, &crate::device::cpu());
+        let f = fit_grid(method, &den, &s, pilot, 1000, steps, SigmaRange::FULL);
+        (f, s)
     }
 
     #[test]
     fn a_fitted_grid_keeps_its_bounds_and_beats_both_starts() {
-        let m = narrow();
-        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
-        let den = m.denoiser(&crate::device::cpu());
-        let f = fit_grid(
-            SigmaMethod::UniPc,
-            &den,
-            &s,
-            pilot(),
-            1000,
-            10,
-            SigmaRange::FULL,
-        )
-        .unwrap();
+        let (f, s) = fit(SigmaMethod::UniPc, 10);
+        let f = f.unwrap();
         let g = &f.sigmas;
         assert_eq!(g.len(), 10);
         assert!((g[0] / s.sigma(1000) - 1.0).abs() < 1e-12, "{g:?}");
@@ -256,9 +251,6 @@ mod tests {
 
     #[test]
     fn stochastic_samplers_are_not_fitted() {
-        let m = narrow();
-        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
-        let den = m.denoiser(&crate::device::cpu());
         let churn = Churn {
             s_churn: 1.0,
             ..Churn::default()
@@ -267,26 +259,14 @@ mod tests {
             SigmaMethod::EulerAncestral { eta: 1.0 },
             SigmaMethod::Heun(churn),
         ] {
-            let e = fit_grid(method, &den, &s, pilot(), 1000, 10, SigmaRange::FULL);
-            assert!(e.is_err(), "{method:?}");
+            assert!(fit(method, 10).0.is_err(), "{method:?}");
         }
     }
 
     #[test]
     fn one_step_has_nothing_to_fit() {
-        let m = narrow();
-        let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
-        let den = m.denoiser(&crate::device::cpu());
-        let f = fit_grid(
-            SigmaMethod::Euler,
-            &den,
-            &s,
-            pilot(),
-            1000,
-            1,
-            SigmaRange::FULL,
-        )
-        .unwrap();
+        let (f, s) = fit(SigmaMethod::Euler, 1);
+        let f = f.unwrap();
         assert_eq!(f.sigmas.len(), 1);
         assert!((f.sigmas[0] / s.sigma(1000) - 1.0).abs() < 1e-12);
         assert_eq!(f.nfe, 0);
