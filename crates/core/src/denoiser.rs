@@ -34,8 +34,9 @@ impl Level {
     }
 }
 
-/// What a model's output means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a model's output means (written `eps`, `x0`, `v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Target {
     /// The noise eps that was added (DDPM, seeds 000-004).
     Eps,
@@ -43,6 +44,34 @@ pub enum Target {
     X0,
     /// The velocity v = sqrt(alpha-bar) eps - sqrt(1 - alpha-bar) x_0.
     V,
+}
+
+impl Target {
+    /// The name users write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Eps => "eps",
+            Target::X0 => "x0",
+            Target::V => "v",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = CoreError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "eps" => Target::Eps,
+            "x0" => Target::X0,
+            "v" => Target::V,
+            other => {
+                return Err(CoreError::Invalid(format!(
+                    "unknown prediction target '{other}' (expected eps, x0 or v)"
+                )));
+            }
+        })
+    }
 }
 
 /// A model's output at (x_t, level), convertible to any target.
@@ -103,6 +132,17 @@ pub trait Denoiser {
 
     /// Predicts at `level` for a batch `x` of shape `[n, dim]`.
     fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction>;
+}
+
+/// A boxed denoiser is a denoiser (a front end picks the combinators at run time).
+impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+
+    fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
+        (**self).predict(x, level)
+    }
 }
 
 /// Checks that a batch has the denoiser's dimension.

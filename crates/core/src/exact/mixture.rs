@@ -150,10 +150,10 @@ impl Mixture {
         }
     }
 
-    /// ln p(x) at one point (every component needs s_c > 0 for a finite density).
-    pub fn log_density(&self, x: &[f64]) -> f64 {
+    /// ln (pi_c N(x; mu_c, s_c^2 I)) for every component c at one point.
+    fn component_log_densities(&self, x: &[f64]) -> Vec<f64> {
         let d = self.dim() as f64;
-        let terms: Vec<f64> = (0..self.weights.len())
+        (0..self.weights.len())
             .map(|c| {
                 let v = self.stds[c] * self.stds[c];
                 let r2: f64 = x
@@ -163,8 +163,12 @@ impl Mixture {
                     .sum();
                 self.weights[c].ln() - 0.5 * d * (std::f64::consts::TAU * v).ln() - r2 / (2.0 * v)
             })
-            .collect();
-        log_sum_exp(&terms)
+            .collect()
+    }
+
+    /// ln p(x) at one point (every component needs s_c > 0 for a finite density).
+    pub fn log_density(&self, x: &[f64]) -> f64 {
+        log_sum_exp(&self.component_log_densities(x))
     }
 
     /// The score grad ln p(x) at one point: sum_c pi_c(x) (mu_c - x) / s_c^2 (seed 004).
@@ -182,18 +186,7 @@ impl Mixture {
 
     /// The posterior probabilities pi_c(x) of the components at one point.
     pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
-        let d = self.dim() as f64;
-        let logits: Vec<f64> = (0..self.weights.len())
-            .map(|c| {
-                let v = self.stds[c] * self.stds[c];
-                let r2: f64 = x
-                    .iter()
-                    .zip(&self.means[c])
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                self.weights[c].ln() - 0.5 * d * v.ln() - r2 / (2.0 * v)
-            })
-            .collect();
+        let logits = self.component_log_densities(x);
         let m = log_sum_exp(&logits);
         logits.iter().map(|l| (l - m).exp()).collect()
     }

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::Energy;
+use super::{Energy, check_rows};
 use crate::error::{CoreError, Result, invalid};
 use crate::noise::{NoiseSource, Stream};
 
@@ -22,13 +22,7 @@ pub fn langevin(
             "the Langevin step delta must be positive (got {delta})"
         ));
     }
-    if rows.end - rows.start != x0.len() as u64 {
-        return Err(CoreError::Shape(format!(
-            "{} chains but {} noise rows",
-            x0.len(),
-            rows.end - rows.start
-        )));
-    }
+    check_rows(x0, &rows)?;
     let mut x = x0.to_vec();
     let scale = (2.0 * delta).sqrt();
     for k in 1..=steps {

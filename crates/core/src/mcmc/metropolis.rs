@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::Energy;
+use super::{Energy, check_rows};
 use crate::error::{CoreError, Result, invalid};
 use crate::noise::{NoiseSource, Stream};
 
@@ -97,13 +97,7 @@ pub fn metropolis(
     rows: Range<u64>,
     on_step: &mut dyn FnMut(usize, &[f64]),
 ) -> Result<Metropolis> {
-    if rows.end - rows.start != x0.len() as u64 {
-        return Err(CoreError::Shape(format!(
-            "{} chains but {} noise rows",
-            x0.len(),
-            rows.end - rows.start
-        )));
-    }
+    check_rows(x0, &rows)?;
     let mut x = x0.to_vec();
     let mut accepted = 0u64;
     for k in 1..=steps {

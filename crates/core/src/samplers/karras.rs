@@ -95,6 +95,18 @@ impl Default for Churn {
     }
 }
 
+impl super::SigmaMethod {
+    /// Steps of a grid that spend `nfe` evaluations: one a step, but Heun takes two on every
+    /// step except a last one to sigma = 0 (`ends_at_zero`), which is a plain Euler step (below).
+    pub fn steps_for_budget(&self, nfe: usize, ends_at_zero: bool) -> usize {
+        match self {
+            super::SigmaMethod::Heun(_) if ends_at_zero => nfe.div_ceil(2),
+            super::SigmaMethod::Heun(_) => nfe / 2,
+            _ => nfe,
+        }
+    }
+}
+
 /// Heun's second-order method with optional churn (Karras et al. 2022, Algorithms 1 and 2).
 pub fn heun(
     model: &SigmaDenoiser,
@@ -308,25 +320,7 @@ pub fn unipc(
     for i in 0..n {
         let denoised = model.denoise(&x, sigmas[i])?;
         if let Some((x_prev, order)) = last.take() {
-            // UniC: correct the step from sigmas[i-1] to sigmas[i] with the new evaluation.
-            let h = lambda(sigmas[i]) - lambda(sigmas[i - 1]);
-            let (h_phi_1, b_h) = ((-h).exp_m1(), (-h).exp_m1());
-            let m0 = outputs[outputs.len() - 1].clone();
-            let mut xc = x_prev * (sigmas[i] / sigmas[i - 1]) - m0.clone() * h_phi_1;
-            let d1_t = denoised.clone() - m0.clone();
-            if order == 1 {
-                xc = xc - d1_t * (b_h * 0.5);
-            } else {
-                let rk = (lambda(sigmas[i - 2]) - lambda(sigmas[i - 1])) / h;
-                let d1 = (outputs[outputs.len() - 2].clone() - m0) / rk;
-                let (r, b) = unipc_system(h, rk);
-                // rhos_c solves R rho = b for R = [[1, 1], [rk, 1]].
-                let det = r[0][0] * r[1][1] - r[0][1] * r[1][0];
-                let rho0 = (b[0] * r[1][1] - r[0][1] * b[1]) / det;
-                let rho1 = (r[0][0] * b[1] - r[1][0] * b[0]) / det;
-                xc = xc - (d1 * rho0 + d1_t * rho1) * b_h;
-            }
-            x = xc;
+            x = unic(x_prev, &sigmas[..=i], &outputs, &denoised, order);
         }
         outputs.push(denoised.clone());
         if outputs.len() > 2 {
@@ -352,6 +346,36 @@ pub fn unipc(
         model.report(cb, i + 1, n, s_next, &x, &denoised);
     }
     Ok(x)
+}
+
+/// UniC, the corrector: redoes the step from `sigmas[i-1]` to `sigmas[i]` (the last two of
+/// `sigmas`) that started at `x_prev`, with the denoised estimates before it (`outputs`, most
+/// recent last) and the new evaluation `denoised` at its end, to one order more than the step.
+fn unic(
+    x_prev: Tensor<2>,
+    sigmas: &[f64],
+    outputs: &[Tensor<2>],
+    denoised: &Tensor<2>,
+    order: usize,
+) -> Tensor<2> {
+    let lambda = |s: f64| -s.ln();
+    let i = sigmas.len() - 1;
+    let h = lambda(sigmas[i]) - lambda(sigmas[i - 1]);
+    let (h_phi_1, b_h) = ((-h).exp_m1(), (-h).exp_m1());
+    let m0 = outputs[outputs.len() - 1].clone();
+    let xc = x_prev * (sigmas[i] / sigmas[i - 1]) - m0.clone() * h_phi_1;
+    let d1_t = denoised.clone() - m0.clone();
+    if order == 1 {
+        return xc - d1_t * (b_h * 0.5);
+    }
+    let rk = (lambda(sigmas[i - 2]) - lambda(sigmas[i - 1])) / h;
+    let d1 = (outputs[outputs.len() - 2].clone() - m0) / rk;
+    let (r, b) = unipc_system(h, rk);
+    // rhos_c solves R rho = b for R = [[1, 1], [rk, 1]].
+    let det = r[0][0] * r[1][1] - r[0][1] * r[1][0];
+    let rho0 = (b[0] * r[1][1] - r[0][1] * b[1]) / det;
+    let rho1 = (r[0][0] * b[1] - r[1][0] * b[0]) / det;
+    xc - (d1 * rho0 + d1_t * rho1) * b_h
 }
 
 /// The order-2 UniC system of the bh2 variant: R = [[1, 1], [rk, 1]] and

@@ -10,6 +10,7 @@ pub mod karras;
 mod ode;
 mod sde;
 pub mod sigma;
+pub mod spec;
 
 use std::ops::Range;
 
@@ -21,6 +22,7 @@ pub use grid::{GridKind, SigmaRange, Spacing, sigma_grid};
 pub use karras::Churn;
 pub use ode::{OdeMethod, OdeStats, probability_flow};
 pub use sde::reverse_sde;
+pub use spec::{SamplerName, SamplerSpec, grid_name};
 
 use crate::denoiser::Level;
 use crate::noise::{NoiseSource, Stream};

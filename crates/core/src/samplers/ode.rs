@@ -6,7 +6,7 @@
 use burn::tensor::Tensor;
 
 use super::Event;
-use super::sigma::SigmaDenoiser;
+use super::sigma::{SigmaDenoiser, to_vp};
 use crate::denoiser::{Denoiser, Prediction, check_dim};
 use crate::error::{CoreError, Result, invalid};
 use crate::schedule::Schedule;
@@ -50,10 +50,6 @@ fn eps(model: &SigmaDenoiser, x_tilde: &Tensor<2>, sigma: f64) -> Result<(Tensor
     Ok((pred.eps(), pred))
 }
 
-fn vp(x_tilde: &Tensor<2>, sigma: f64) -> Tensor<2> {
-    x_tilde.clone() / (1.0 + sigma * sigma).sqrt()
-}
-
 /// Integrates the probability-flow ODE from step-time `t_from` down to `t_to` (continuous, in
 /// schedule steps). RK45 chooses its own steps; Dopri5 follows its grid. Returns x at `t_to`
 /// (variance-preserving scaling) and what the solve did.
@@ -80,102 +76,132 @@ pub fn probability_flow(
         sigmas: vec![s0],
         ..OdeStats::default()
     };
-    let mut report =
-        |stats: &mut OdeStats, s: f64, x_tilde: &Tensor<2>, pred: &Prediction, total: usize| {
-            stats.accepted += 1;
-            stats.sigmas.push(s);
-            let t = if s == 0.0 {
-                t_to
-            } else {
-                schedule.t_at_sigma(s).max(t_to)
-            };
-            let total = total.max(stats.accepted);
-            callback(&Event {
-                step: stats.accepted,
-                steps: total,
-                t,
-                x: &vp(x_tilde, s),
-                x0: &pred.x0(),
-            });
+    let mut report = |s: f64, x_tilde: &Tensor<2>, pred: &Prediction, total: usize| {
+        stats.accepted += 1;
+        stats.sigmas.push(s);
+        let t = if s == 0.0 {
+            t_to
+        } else {
+            schedule.t_at_sigma(s).max(t_to)
         };
-    let x_tilde = match method {
-        OdeMethod::Rk45 { rtol, atol } => {
-            if !(*rtol > 0.0 && *atol > 0.0) {
-                return invalid("ODE tolerances must be positive");
-            }
-            let s_stop = if s_end > 0.0 {
-                s_end
-            } else {
-                SIGMA_STOP.min(s0)
-            };
-            let mut y = x_tilde;
-            let mut s = s0;
-            let span = s_stop - s0; // negative: sigma decreases
-            let mut h = span / 50.0;
-            let (mut k1, _) = eps(&flow, &y, s)?;
-            while span != 0.0 && (s_stop - s) / span > 1e-12 {
-                if (s + h - s_stop) / span > 0.0 {
-                    h = s_stop - s;
-                }
-                let step = dopri_step(&flow, &y, &k1, s, h)?;
-                let scale = y.clone().abs().max_pair(step.y.clone().abs()) * *rtol + *atol;
-                let ratio = crate::tensor::to_vec(&(step.error / scale).square().mean())?[0].sqrt();
-                if !ratio.is_finite() {
-                    return Err(CoreError::NonFinite(format!(
-                        "ODE error estimate at sigma = {s}"
-                    )));
-                }
-                if ratio <= 1.0 {
-                    s = if (s + h - s_stop).abs() <= 1e-12 * s_stop.abs() {
-                        s_stop
-                    } else {
-                        s + h
-                    };
-                    (y, k1) = (step.y, step.k7);
-                    report(&mut stats, s, &y, &step.pred, 0);
-                } else {
-                    stats.rejected += 1;
-                }
-                h *= (0.9 * ratio.powf(-0.2)).clamp(0.2, 5.0);
-            }
-            if s_end == 0.0 {
-                // The last step to sigma = 0 is the denoised estimate.
-                let (_, pred) = eps(&flow, &y, s_stop)?;
-                y = pred.x0();
-                report(&mut stats, 0.0, &y, &pred, 0);
-            }
-            y
-        }
-        OdeMethod::Dopri5(grid) => {
-            let ok = grid.len() >= 2
-                && (grid[0] - s0).abs() <= 1e-9 * s0.max(1.0)
-                && (grid[grid.len() - 1] - s_end).abs()
-                    <= 1e-9 * s0.max(1.0) + if s_end == 0.0 { 0.0 } else { 1e-12 }
-                && grid.windows(2).all(|w| w[1] < w[0] && w[1] >= 0.0);
-            if !ok {
-                return invalid(format!(
-                    "a Dopri5 grid must fall from sigma(t_from) = {s0} to sigma(t_to) = {s_end}"
-                ));
-            }
-            let mut y = x_tilde;
-            let (mut k1, _) = eps(&flow, &y, grid[0])?;
-            for w in grid.windows(2) {
-                let (s, s_next) = (w[0], w[1]);
-                if s_next == 0.0 {
-                    let (_, pred) = eps(&flow, &y, s)?;
-                    y = pred.x0();
-                    report(&mut stats, 0.0, &y, &pred, grid.len() - 1);
-                } else {
-                    let step = dopri_step(&flow, &y, &k1, s, s_next - s)?;
-                    (y, k1) = (step.y, step.k7);
-                    report(&mut stats, s_next, &y, &step.pred, grid.len() - 1);
-                }
-            }
-            y
-        }
+        let total = total.max(stats.accepted);
+        callback(&Event {
+            step: stats.accepted,
+            steps: total,
+            t,
+            x: &to_vp(x_tilde, s),
+            x0: &pred.x0(),
+        });
     };
+    let (x_tilde, rejected) = match method {
+        OdeMethod::Rk45 { rtol, atol } => {
+            adaptive(&flow, x_tilde, s0, s_end, *rtol, *atol, &mut report)?
+        }
+        OdeMethod::Dopri5(grid) => (on_grid(&flow, x_tilde, grid, s0, s_end, &mut report)?, 0),
+    };
+    stats.rejected = rejected;
     stats.nfe = flow.nfe();
-    Ok((vp(&x_tilde, s_end), stats))
+    Ok((to_vp(&x_tilde, s_end), stats))
+}
+
+/// Reports an accepted step: the sigma reached, x~ there, the prediction made on the way, and
+/// the steps in all (0 when not known in advance).
+type Report<'a> = dyn FnMut(f64, &Tensor<2>, &Prediction, usize) + 'a;
+
+/// Adaptive Dormand-Prince 5(4) from s0 down to s_end (or to [`SIGMA_STOP`], then the Euler
+/// step to the denoised estimate, when s_end = 0): steps whose error estimate passes the
+/// tolerances are taken, the step size follows the usual 0.9 ratio^(-1/5) rule. Returns x~ at
+/// the end and the number of rejected steps.
+fn adaptive(
+    flow: &SigmaDenoiser,
+    x_tilde: Tensor<2>,
+    s0: f64,
+    s_end: f64,
+    rtol: f64,
+    atol: f64,
+    report: &mut Report,
+) -> Result<(Tensor<2>, usize)> {
+    if !(rtol > 0.0 && atol > 0.0) {
+        return invalid("ODE tolerances must be positive");
+    }
+    let s_stop = if s_end > 0.0 {
+        s_end
+    } else {
+        SIGMA_STOP.min(s0)
+    };
+    let (mut y, mut s, mut rejected) = (x_tilde, s0, 0);
+    let span = s_stop - s0; // negative: sigma decreases
+    let mut h = span / 50.0;
+    let (mut k1, _) = eps(flow, &y, s)?;
+    while span != 0.0 && (s_stop - s) / span > 1e-12 {
+        if (s + h - s_stop) / span > 0.0 {
+            h = s_stop - s;
+        }
+        let step = dopri_step(flow, &y, &k1, s, h)?;
+        let scale = y.clone().abs().max_pair(step.y.clone().abs()) * rtol + atol;
+        let ratio = crate::tensor::to_vec(&(step.error / scale).square().mean())?[0].sqrt();
+        if !ratio.is_finite() {
+            return Err(CoreError::NonFinite(format!(
+                "ODE error estimate at sigma = {s}"
+            )));
+        }
+        if ratio <= 1.0 {
+            s = if (s + h - s_stop).abs() <= 1e-12 * s_stop.abs() {
+                s_stop
+            } else {
+                s + h
+            };
+            (y, k1) = (step.y, step.k7);
+            report(s, &y, &step.pred, 0);
+        } else {
+            rejected += 1;
+        }
+        h *= (0.9 * ratio.powf(-0.2)).clamp(0.2, 5.0);
+    }
+    if s_end == 0.0 {
+        // The last step to sigma = 0 is the denoised estimate.
+        let (_, pred) = eps(flow, &y, s_stop)?;
+        y = pred.x0();
+        report(0.0, &y, &pred, 0);
+    }
+    Ok((y, rejected))
+}
+
+/// Dormand-Prince fifth-order steps on a given grid from s0 to s_end; a last level of 0 is
+/// reached by the Euler step to the denoised estimate.
+fn on_grid(
+    flow: &SigmaDenoiser,
+    x_tilde: Tensor<2>,
+    grid: &[f64],
+    s0: f64,
+    s_end: f64,
+    report: &mut Report,
+) -> Result<Tensor<2>> {
+    let ok = grid.len() >= 2
+        && (grid[0] - s0).abs() <= 1e-9 * s0.max(1.0)
+        && (grid[grid.len() - 1] - s_end).abs()
+            <= 1e-9 * s0.max(1.0) + if s_end == 0.0 { 0.0 } else { 1e-12 }
+        && grid.windows(2).all(|w| w[1] < w[0] && w[1] >= 0.0);
+    if !ok {
+        return invalid(format!(
+            "a Dopri5 grid must fall from sigma(t_from) = {s0} to sigma(t_to) = {s_end}"
+        ));
+    }
+    let mut y = x_tilde;
+    let (mut k1, _) = eps(flow, &y, grid[0])?;
+    for w in grid.windows(2) {
+        let (s, s_next) = (w[0], w[1]);
+        if s_next == 0.0 {
+            let (_, pred) = eps(flow, &y, s)?;
+            y = pred.x0();
+            report(0.0, &y, &pred, grid.len() - 1);
+        } else {
+            let step = dopri_step(flow, &y, &k1, s, s_next - s)?;
+            (y, k1) = (step.y, step.k7);
+            report(s_next, &y, &step.pred, grid.len() - 1);
+        }
+    }
+    Ok(y)
 }
 
 // Dormand & Prince (1980) RK5(4)7M tableau.
