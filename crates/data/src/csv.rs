@@ -49,25 +49,28 @@ pub fn read_csv(path: &Path) -> Result<Table> {
 }
 
 fn parse_csv(text: &str, name: &str) -> Result<Table> {
-    let err = |line: usize, message: String| DataError::Content {
+    let err = |line: u64, message: String| DataError::Content {
         path: name.to_string(),
-        line,
+        line: line as usize,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
+    // The csv crate reads quoted fields, CRLF line ends and a leading byte-order mark.
+    let mut reader = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(1, e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if names.iter().all(String::is_empty) {
         return Err(err(
             0,
             "the file is empty (expected a header row such as 'x' or 'x0,x1')".into(),
         ));
-    };
-    let names: Vec<String> = header
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect();
+    }
     let label_col = names.iter().position(|n| n == "label");
     let columns: Vec<String> = names.iter().filter(|n| *n != "label").cloned().collect();
     if columns.is_empty() {
@@ -81,34 +84,41 @@ fn parse_csv(text: &str, name: &str) -> Result<Table> {
     }
     let mut values = Vec::new();
     let mut labels = label_col.map(|_| Vec::new());
-    for (i, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, ::csv::Position::line);
+            err(line, e.to_string())
+        })?;
+        let line = record.position().map_or(0, ::csv::Position::line);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if record.len() != names.len() {
             return Err(err(
-                i + 1,
+                line,
                 format!(
                     "{} fields, but the header has {}",
-                    fields.len(),
+                    record.len(),
                     names.len()
                 ),
             ));
         }
-        for (j, f) in fields.iter().enumerate() {
+        for (j, f) in record.iter().enumerate() {
             if Some(j) == label_col {
                 if let Some(l) = labels.as_mut() {
-                    l.push(f.trim_matches('"').to_string());
+                    l.push(f.to_string());
                 }
                 continue;
             }
             let v: f64 = f.parse().map_err(|_| {
                 err(
-                    i + 1,
+                    line,
                     format!("column '{}': '{f}' is not a number", names[j]),
                 )
             })?;
             if !v.is_finite() {
                 return Err(err(
-                    i + 1,
+                    line,
                     format!("column '{}': {f} is not a finite number", names[j]),
                 ));
             }
@@ -160,6 +170,19 @@ mod tests {
         assert_eq!(t.columns, vec!["x0", "x1"]);
         assert_eq!(t.values, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(t.labels, Some(vec!["a".into(), "b".into()]));
+    }
+
+    #[test]
+    fn reads_quotes_crlf_a_byte_order_mark_and_blank_lines() {
+        let text = "\u{feff}\"x0\",x1,label\r\n1, 2,\"coat, long\"\r\n\r\n3,4,\"a \"\"b\"\"\"\r\n";
+        let t = parse_csv(text, "t.csv").unwrap();
+        assert_eq!(t.columns, vec!["x0", "x1"]);
+        assert_eq!(t.values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(t.labels, Some(vec!["coat, long".into(), "a \"b\"".into()]));
+        let e = parse_csv("x\r\n1\r\n\r\nzz\r\n", "t.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.csv:4:"), "{e}");
     }
 
     #[test]

@@ -103,8 +103,33 @@ mod tests {
         };
         let curve = Series::line("theory", vec![(-1.0, 0.3), (1.0, 0.3)], 3);
         histogram(&p, &Figure::new("t", "x", "density"), &[h], 30, &[curve]).unwrap();
-        let bytes = std::fs::read(&p).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (900, 560));
+        let near = |px: &image::Rgb<u8>, c: (u8, u8, u8)| {
+            let d = |a: u8, b: u8| (i32::from(a) - i32::from(b)).abs();
+            d(px[0], c.0) + d(px[1], c.1) + d(px[2], c.2) < 24
+        };
+        // The bars: the series colour at 45% on white, over a good part of the plot.
+        let (r, g, b) = crate::PALETTE[0];
+        let mix = |c: u8| (0.45 * f64::from(c) + 0.55 * 255.0).round() as u8;
+        let bars = img
+            .pixels()
+            .filter(|px| near(px, (mix(r), mix(g), mix(b))))
+            .count();
+        assert!(bars > 900 * 560 / 20, "{bars} bar pixels");
+        // The theory curve: a horizontal line in colour 3 at density 0.3, one row holding most
+        // of its pixels (the legend's swatch holds a few more).
+        let red: Vec<u32> = img
+            .enumerate_pixels()
+            .filter(|(_, _, px)| near(px, crate::PALETTE[3]))
+            .map(|(_, y, _)| y)
+            .collect();
+        let mut rows = std::collections::BTreeMap::new();
+        for y in &red {
+            *rows.entry(*y).or_insert(0) += 1;
+        }
+        let widest = rows.values().copied().max().unwrap_or(0);
+        assert!(widest > 150, "the line's longest row has {widest} pixels");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
