@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use diffuse_core::samplers::{GridKind, SamplerName, SamplerSpec, SigmaRange, Variance};
 
 /// Diffusion models from the physics of Langevin dynamics up: exact denoisers, samplers, plots.
 #[derive(Debug, Parser)]
@@ -140,36 +142,13 @@ pub struct ForwardArgs {
     pub common: Common,
 }
 
-/// Reverse samplers, by the names the community knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SamplerName {
-    /// DDPM ancestral sampling on every step of the schedule.
-    Ddpm,
-    /// DDIM on --nfe of the schedule's steps (--eta 0 deterministic, 1 DDPM-like).
-    Ddim,
-    /// Euler steps of the probability-flow ODE on a sigma grid.
-    Euler,
-    /// Euler steps with ancestral noise (--eta).
-    EulerAncestral,
-    /// Heun's second-order method (EDM Algorithm 1; --churn for Algorithm 2).
-    Heun,
-    /// Linear multistep of order 4 (Stable Diffusion's original sampler).
-    Lms,
-    /// DPM-Solver++(2M).
-    #[value(name = "dpmpp-2m")]
-    DpmPP2M,
-    /// DPM-Solver++(3M), of order 3.
-    #[value(name = "dpmpp-3m")]
-    DpmPP3M,
-    /// DPM-Solver++(3M) as diffusers and k-diffusion write it (order 2: see the README).
-    #[value(name = "dpmpp-3m-diffusers")]
-    DpmPP3MDiffusers,
-    /// UniPC (bh2, order 2).
-    Unipc,
-    /// The reverse SDE by Euler-Maruyama.
-    Sde,
-    /// The probability-flow ODE by an adaptive Dormand-Prince solver (--tol).
-    Ode,
+/// Parses a sampler name into the core's [`SamplerName`], listing every name in `--help`.
+fn sampler_name() -> impl clap::builder::TypedValueParser<Value = SamplerName> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        SamplerName::ALL.map(|n| PossibleValue::new(n.as_str()).help(n.about())),
+    )
+    .try_map(|s| s.parse::<SamplerName>())
 }
 
 /// Where the reverse process starts.
@@ -194,7 +173,7 @@ pub enum VarianceName {
 #[derive(Debug, Args, Clone)]
 pub struct SamplerArgs {
     /// The reverse sampler.
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddpm)]
+    #[arg(long, value_parser = sampler_name(), default_value = "ddpm")]
     pub sampler: SamplerName,
     /// DDPM's step variance.
     #[arg(long, value_enum, default_value_t = VarianceName::Posterior)]
@@ -227,6 +206,35 @@ pub struct SamplerArgs {
     /// On a run to step 0, the last sigma before 0 (default sigma(1)).
     #[arg(long)]
     pub sigma_min: Option<f64>,
+}
+
+impl SamplerArgs {
+    /// The sampler these options name.
+    pub fn spec(&self) -> anyhow::Result<SamplerSpec> {
+        let grid = self
+            .grid
+            .as_deref()
+            .map(GridKind::parse)
+            .transpose()
+            .context("--grid")?;
+        Ok(SamplerSpec {
+            name: self.sampler,
+            variance: match self.variance {
+                VarianceName::Posterior => Variance::Posterior,
+                VarianceName::Beta => Variance::Beta,
+            },
+            nfe: self.nfe,
+            grid,
+            eta: self.eta,
+            churn: self.churn,
+            grid_steps: self.grid_steps,
+            tol: self.tol,
+            range: SigmaRange {
+                max: self.sigma_max,
+                min: self.sigma_min,
+            },
+        })
+    }
 }
 
 /// `diffuse undiffuse`.
@@ -356,6 +364,7 @@ pub struct ConvergeArgs {
     /// Samplers to compare (comma-separated names as for undiffuse --sampler).
     #[arg(
         long,
+        value_parser = sampler_name(),
         default_value = "euler,heun,ddim,lms,dpmpp-2m,dpmpp-3m,unipc",
         value_delimiter = ','
     )]

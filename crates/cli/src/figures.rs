@@ -1,10 +1,13 @@
-//! Figures shared by several commands, built from plain numbers and the core's closed forms.
+//! Figures and pictures the commands write, built from plain numbers and the core's closed
+//! forms.
 
 use std::path::Path;
 
-use anyhow::Result;
-use diffuse_core::Mixture;
-use diffuse_plot::{Figure, Hist, Series, Style, histogram, lines};
+use anyhow::{Context, Result};
+use diffuse_core::samplers::level_at_step;
+use diffuse_core::tensor::{from_flat, to_vec};
+use diffuse_core::{Denoiser, Mixture, Schedule, device};
+use diffuse_plot::{Figure, Heatmap, Hist, Series, Style, heatmap, histogram, lines};
 
 /// Paths over time: `paths[i]` is a list of (time, value).
 pub fn paths(path: &Path, title: &str, x_label: &str, paths: &[Vec<(f64, f64)>]) -> Result<()> {
@@ -81,6 +84,44 @@ pub fn histogram_with_theory(
     Ok(())
 }
 
+/// Samples against a reference draw, as a reader compares them: in 1-D two histograms with the
+/// density `theory` on top (at `path_1d`), in 2-D a scatter of both (at `path_2d`); nothing in
+/// higher dimensions.
+#[allow(clippy::too_many_arguments)]
+pub fn versus(
+    path_1d: &Path,
+    path_2d: &Path,
+    title: &str,
+    samples: (&str, &[f64]),
+    reference: (&str, &[f64]),
+    d: usize,
+    theory: Option<&Mixture>,
+    theory_label: &str,
+) -> Result<()> {
+    match d {
+        1 => histogram_with_theory(
+            path_1d,
+            title,
+            vec![
+                Hist {
+                    label: samples.0.into(),
+                    values: samples.1.to_vec(),
+                    color: 0,
+                },
+                Hist {
+                    label: reference.0.into(),
+                    values: reference.1.to_vec(),
+                    color: 1,
+                },
+            ],
+            theory,
+            theory_label,
+        ),
+        2 => scatter_vs(path_2d, title, samples.1, reference.1),
+        _ => Ok(()),
+    }
+}
+
 /// A 2-D scatter of samples against data.
 pub fn scatter_vs(path: &Path, title: &str, samples: &[f64], data: &[f64]) -> Result<()> {
     let pts = |v: &[f64]| {
@@ -136,4 +177,156 @@ impl PathRecorder {
             None => Ok(self.paths),
         }
     }
+}
+
+/// Seed 004's picture: the marginal density q_t(x) over (t, x), with paths on top.
+pub fn density_map(
+    path: &Path,
+    m: &Mixture,
+    sched: &Schedule,
+    to: usize,
+    traj: &[Vec<(f64, f64)>],
+    data: &[f64],
+) -> Result<()> {
+    let spread = 3.0 * m.stds().iter().copied().fold(1.0, f64::max);
+    let (lo, hi) = diffuse_plot::padded_range(
+        m.means()
+            .iter()
+            .map(|v| v[0] - spread)
+            .chain(m.means().iter().map(|v| v[0] + spread))
+            .chain(traj.iter().flatten().map(|p| p.1))
+            .chain(data.iter().copied().take(1000)),
+    );
+    let xs = grid(lo, hi, 240);
+    let columns: Vec<Vec<f64>> = (1..=to.max(1))
+        .map(|t| {
+            let q = m.diffused(sched.alpha_bar(t));
+            xs.iter().map(|x| q.log_density(&[*x]).exp()).collect()
+        })
+        .collect();
+    let mut all: Vec<f64> = columns
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let v_max = all.get(all.len() * 99 / 100).copied();
+    let overlay: Vec<Series> = traj
+        .iter()
+        .map(|p| Series::line("", p.clone(), 1).styled(Style::Line(1)))
+        .collect();
+    heatmap(
+        path,
+        &Figure::new("Marginal density q_t(x) with paths", "step t", "x"),
+        &Heatmap {
+            values: columns,
+            x_range: (0.0, to.max(1) as f64),
+            y_range: (lo, hi),
+            v_max,
+        },
+        &overlay,
+    )?;
+    Ok(())
+}
+
+/// Seed 000's "best guess of z against x_t": a denoiser's eps-hat(x, t) at a few steps.
+pub fn guess_plot(
+    path: &Path,
+    title: &str,
+    den: &dyn Denoiser,
+    sched: &Schedule,
+    from: usize,
+    x: &[f64],
+    reference: &[f64],
+) -> Result<()> {
+    let (lo, hi) = diffuse_plot::padded_range(x.iter().chain(reference).copied());
+    let (lo, hi) = (lo.min(-3.0), hi.max(3.0));
+    let xs = grid(lo, hi, 300);
+    let xt = from_flat(&xs, xs.len(), 1, &device::default_device());
+    let mut series = vec![];
+    let mut steps: Vec<usize> = [from, from * 3 / 4, from / 2, from / 4, from / 10, 1]
+        .into_iter()
+        .filter(|t| *t >= 1)
+        .collect();
+    steps.dedup();
+    for (i, t) in steps.iter().enumerate() {
+        let eps = to_vec(&den.predict(&xt, level_at_step(sched, *t))?.eps())?;
+        // Near t = 0 the guess is steep (slope 1/sqrt(1 - alpha-bar)): clip to the plotted range.
+        series.push(Series::line(
+            format!("t = {t}"),
+            xs.iter()
+                .copied()
+                .zip(eps.into_iter().map(|e| e.clamp(-4.5, 4.5)))
+                .collect(),
+            i,
+        ));
+    }
+    lines(
+        path,
+        &Figure::new(title, "x_t", "guessed z").y_range(-4.5, 4.5),
+        &series,
+    )?;
+    Ok(())
+}
+
+/// The loss per step and its average over a window of 100 steps (seed 000).
+pub fn loss_plot(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
+    let raw: Vec<(f64, f64)> = losses.iter().map(|(k, l)| (*k as f64, *l)).collect();
+    let w = 100.min(losses.len().max(1));
+    let avg: Vec<(f64, f64)> = losses
+        .windows(w)
+        .map(|win| {
+            (
+                win[w - 1].0 as f64,
+                win.iter().map(|p| p.1).sum::<f64>() / w as f64,
+            )
+        })
+        .collect();
+    let top = avg.iter().map(|p| p.1).fold(0.0, f64::max) * 1.5;
+    lines(
+        path,
+        &Figure::new("Training loss", "step", "MSE of the noise guess").y_range(0.0, top.max(1e-3)),
+        &[
+            Series::line("per step", raw, 7).styled(Style::Line(1)),
+            Series::line(format!("mean of {w} steps"), avg, 3),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The reverse process as a looping GIF: one grid of the filmed images per sampler step, the
+/// last held for two seconds.
+pub fn animate(path: &Path, frames: &[Vec<f64>], h: usize, w: usize) -> Result<()> {
+    use diffuse_data::images::{grid, to_pixels, write_gif};
+    let mut tiles = vec![];
+    let (mut gw, mut gh) = (0, 0);
+    for f in frames {
+        let images: Vec<Vec<u8>> = f.chunks(h * w).map(to_pixels).collect();
+        let (g, a, b) = grid(&images, w, h, 8);
+        (gw, gh) = (a, b);
+        tiles.push(g);
+    }
+    let mut delays = vec![12u16; tiles.len()];
+    if let Some(last) = delays.last_mut() {
+        *last = 200;
+    }
+    write_gif(path, &tiles, gw, gh, &delays)?;
+    Ok(())
+}
+
+/// Each sample as `dir/images/NNNN.png` (8-bit grayscale, the training size) and the first 100
+/// as `dir/grid.png`.
+pub fn write_images(dir: &Path, x: &[f64], h: usize, w: usize) -> Result<()> {
+    use diffuse_data::images::{grid, to_pixels, write_png};
+    let folder = dir.join("images");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let images: Vec<Vec<u8>> = x.chunks(h * w).map(to_pixels).collect();
+    for (i, px) in images.iter().enumerate() {
+        write_png(&folder.join(format!("{i:04}.png")), px, w, h)?;
+    }
+    let (g, gw, gh) = grid(&images[..images.len().min(100)], w, h, 10);
+    write_png(&dir.join("grid.png"), &g, gw, gh)?;
+    Ok(())
 }

@@ -7,9 +7,10 @@ use clap::Parser;
 mod alloc;
 mod args;
 mod commands;
+mod figures;
 mod output;
 mod progress;
-mod shipped;
+mod tour;
 
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
@@ -47,7 +48,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match commands::run(cli.command) {
+    let result = match cli.command {
+        args::Command::Tour(a) => tour::run(&a),
+        args::Command::Demo(a) => tour::demo::run(&a),
+        other => commands::run(other),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));

@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::{Map, Value, json};
+use diffuse_pipeline::Report;
+use serde_json::Value;
 
 /// An output folder and the numbers of its summary.json.
 pub struct Output {
     dir: PathBuf,
-    summary: Map<String, Value>,
+    summary: Report,
 }
 
 impl Output {
@@ -17,8 +18,8 @@ impl Output {
         let dir = out.map_or_else(|| PathBuf::from("out").join(command), Path::to_path_buf);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-        let mut summary = Map::new();
-        summary.insert("command".into(), json!(command));
+        let mut summary = Report::new();
+        summary.set("command", command);
         Ok(Self { dir, summary })
     }
 
@@ -29,19 +30,26 @@ impl Output {
 
     /// Records a number (or anything JSON) in summary.json.
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
-        self.summary.insert(key.to_string(), value.into());
+        self.summary.set(key, value);
     }
 
     /// Records a float; JSON has no NaN or infinity, so such a number is written as null.
     pub fn num(&mut self, key: &str, value: f64) {
-        self.set(
-            key,
-            if value.is_finite() {
-                json!(value)
-            } else {
-                Value::Null
-            },
-        );
+        self.summary.num(key, value);
+    }
+
+    /// Records everything in `report`.
+    pub fn report(&mut self, report: Report) {
+        self.summary.extend(report);
+    }
+
+    /// Records the settings of the sampler that ran.
+    pub fn report_settings(
+        &mut self,
+        fixed: &diffuse_core::samplers::Fixed,
+        spec: &diffuse_core::samplers::SamplerSpec,
+    ) {
+        self.summary.settings(fixed.describe(spec));
     }
 
     /// Writes samples.csv.
@@ -50,14 +58,24 @@ impl Output {
         Ok(())
     }
 
-    /// Writes summary.json (atomically) and returns its path.
+    /// Writes summary.json (atomically), says where the outputs went, and returns its path.
     pub fn finish(self) -> Result<PathBuf> {
         let path = self.path("summary.json");
         let tmp = self.path("summary.json.tmp");
-        let text = serde_json::to_string_pretty(&Value::Object(self.summary))?;
+        let text = serde_json::to_string_pretty(&Value::Object(self.summary.into_map()))?;
         std::fs::write(&tmp, text + "\n")
             .and_then(|_| std::fs::rename(&tmp, &path))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", self.dir.display());
         Ok(path)
+    }
+
+    /// [`Output::finish`], then prints summary.json on stdout.
+    pub fn finish_and_print(self) -> Result<()> {
+        let path = self.finish()?;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            println!("{text}");
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,10 @@
-//! Progress bars on stderr; hidden when stderr is not a terminal.
+//! Progress on stderr for the pipeline's long runs: bars, a spinner while a grid is fitted,
+//! warnings; hidden when stderr is not a terminal.
 
+use std::ops::Range;
+
+use burn::tensor::Tensor;
+use diffuse_pipeline::Watch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar of `len` units with a message.
@@ -23,4 +28,81 @@ pub fn spinner(message: &str) -> ProgressBar {
     pb.set_message(message.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb
+}
+
+/// What hears the states of a run (paths, animation frames).
+pub type States<'a> = Box<dyn FnMut(&Range<u64>, f64, &Tensor<2>) -> anyhow::Result<()> + 'a>;
+
+/// The command line's [`Watch`]: a bar per piece of work, a spinner while a grid is fitted
+/// (said first when it will take more than a minute), warnings on stderr, and optionally a
+/// listener for the run's states.
+#[derive(Default)]
+pub struct Bars<'a> {
+    bar: Option<ProgressBar>,
+    spinner: Option<ProgressBar>,
+    states: Option<States<'a>>,
+}
+
+impl<'a> Bars<'a> {
+    /// Bars and warnings only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bars, warnings, and `states` called with every state of the run.
+    pub fn watching(states: States<'a>) -> Self {
+        Self {
+            states: Some(states),
+            ..Self::default()
+        }
+    }
+}
+
+impl Watch for Bars<'_> {
+    fn begin(&mut self, what: &str, total: u64) {
+        self.bar = Some(bar(total, what));
+    }
+
+    fn advance(&mut self, units: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(units);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    fn preparing(&mut self, what: &str, seconds: Option<f64>) {
+        if let Some(s) = seconds.filter(|s| *s > 60.0) {
+            eprintln!(
+                "{what} takes about {:.0} minutes; reuse its levels (grid_sigmas in summary.json) with --grid sigmas:...",
+                s / 60.0
+            );
+        }
+        self.spinner = Some(spinner(what));
+    }
+
+    fn prepared(&mut self) {
+        if let Some(s) = self.spinner.take() {
+            s.finish_and_clear();
+        }
+    }
+
+    fn state(&mut self, rows: &Range<u64>, t: f64, x: &Tensor<2>) -> anyhow::Result<()> {
+        match &mut self.states {
+            Some(f) => f(rows, t, x),
+            None => Ok(()),
+        }
+    }
+
+    fn watches_states(&self) -> bool {
+        self.states.is_some()
+    }
+
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
 }

@@ -84,12 +84,21 @@ fn parse_csv(text: &str, name: &str) -> Result<Table> {
     }
     let mut values = Vec::new();
     let mut labels = label_col.map(|_| Vec::new());
+    // The csv crate's position of a record is where the previous one ended (before the line
+    // ends and blank lines it skips): the record's line is counted from its first character.
+    let line_at = |p: Option<&::csv::Position>| {
+        p.map_or(0, |p| {
+            let bytes = text.as_bytes();
+            let mut start = (p.byte() as usize).min(bytes.len());
+            while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+                start += 1;
+            }
+            1 + bytes[..start].iter().filter(|b| **b == b'\n').count() as u64
+        })
+    };
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, ::csv::Position::line);
-            err(line, e.to_string())
-        })?;
-        let line = record.position().map_or(0, ::csv::Position::line);
+        let record = record.map_err(|e| err(line_at(e.position()), e.to_string()))?;
+        let line = line_at(record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }

@@ -12,7 +12,64 @@ use crate::model::{Model, ModelConfig};
 use crate::train::Standardization;
 use crate::{NnError, Result};
 
-const FORMAT: &str = "diffuse-mlp-1";
+/// The format of MLP checkpoints, and of every checkpoint written before formats were named
+/// per kind (UNets included): still read.
+const FORMAT_MLP: &str = "diffuse-mlp-1";
+/// The format of UNet checkpoints.
+const FORMAT_UNET: &str = "diffuse-unet-1";
+
+/// The format name a checkpoint of `model` is written with.
+fn format_of(model: &ModelConfig) -> &'static str {
+    match model {
+        ModelConfig::Mlp(_) => FORMAT_MLP,
+        ModelConfig::UNet(_) => FORMAT_UNET,
+    }
+}
+
+/// How a model is conditioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conditioning {
+    /// Not at all.
+    #[default]
+    None,
+    /// Seed 000's prompt: "left" below zero, "right" above (by the first coordinate's sign).
+    Sign,
+    /// The data's class labels.
+    Label,
+    /// Sentences describing each class, read by a text encoder as a pooled embedding.
+    Prompt,
+}
+
+impl Conditioning {
+    /// The name users write (`--cond`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conditioning::None => "none",
+            Conditioning::Sign => "sign",
+            Conditioning::Label => "label",
+            Conditioning::Prompt => "prompt",
+        }
+    }
+}
+
+impl std::str::FromStr for Conditioning {
+    type Err = NnError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "none" => Conditioning::None,
+            "sign" => Conditioning::Sign,
+            "label" => Conditioning::Label,
+            "prompt" => Conditioning::Prompt,
+            other => {
+                return Err(NnError::Invalid(format!(
+                    "unknown conditioning '{other}' (expected none, sign, label or prompt)"
+                )));
+            }
+        })
+    }
+}
 
 /// Everything needed to sample from a model, and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,17 +82,17 @@ pub struct Checkpoint {
     pub schedule: String,
     /// T, the schedule's steps.
     pub steps: usize,
-    /// What the model predicts: "eps", "x0" or "v".
-    pub target: String,
+    /// What the model predicts.
+    pub target: diffuse_core::Target,
     /// The data standardisation.
     pub standardization: Standardization,
     /// The --data spec it was trained on.
     pub data: String,
     /// Optimiser steps taken so far.
     pub trained_steps: usize,
-    /// How classes were given: "none", "sign" (seed 000's left/right prompt) or "label".
-    #[serde(default = "no_condition")]
-    pub cond: String,
+    /// How the model is conditioned.
+    #[serde(default)]
+    pub cond: Conditioning,
     /// Class names, in the order of the model's one-hot slots.
     #[serde(default)]
     pub classes: Vec<String>,
@@ -56,31 +113,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The prediction target as the core's type.
-    pub fn prediction(&self) -> Result<diffuse_core::Target> {
-        parse_target(&self.target)
-    }
-}
-
-/// "eps", "x0" or "v".
-pub fn parse_target(name: &str) -> Result<diffuse_core::Target> {
-    Ok(match name {
-        "eps" => diffuse_core::Target::Eps,
-        "x0" => diffuse_core::Target::X0,
-        "v" => diffuse_core::Target::V,
-        other => {
-            return Err(NnError::Invalid(format!(
-                "unknown prediction target '{other}' (expected eps, x0 or v)"
-            )));
-        }
-    })
-}
-
-fn no_condition() -> String {
-    "none".into()
-}
-
-impl Checkpoint {
     /// A checkpoint record of the current format.
     pub fn new(
         model: ModelConfig,
@@ -91,15 +123,15 @@ impl Checkpoint {
         trained_steps: usize,
     ) -> Self {
         Self {
-            format: FORMAT.into(),
+            format: format_of(&model).into(),
             model,
             schedule,
             steps,
-            target: "eps".into(),
+            target: diffuse_core::Target::Eps,
             standardization,
             data,
             trained_steps,
-            cond: no_condition(),
+            cond: Conditioning::None,
             classes: vec![],
             ema: None,
             text_encoder: None,
@@ -124,10 +156,33 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Saves `model` and its record into the folder `dir`.
 pub fn save(dir: &Path, model: &Model, record: &Checkpoint) -> Result<()> {
+    // A checkpoint read in an older format is written in its kind's current one.
+    let record = Checkpoint {
+        format: format_of(&record.model).into(),
+        ..record.clone()
+    };
+    save_folder(dir, model, &record)
+}
+
+/// Writes a model folder: `model.safetensors` and `config.json`, each atomically.
+pub(crate) fn save_folder<M: Module, R: Serialize>(
+    dir: &Path,
+    model: &M,
+    record: &R,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
     save_weights(&dir.join("model.safetensors"), model)?;
     let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
     write_atomic(&dir.join("config.json"), json.as_bytes())
+}
+
+/// Reads a model folder: the text of `config.json` and the bytes of `model.safetensors`.
+pub(crate) fn read_folder(dir: &Path) -> Result<(String, Vec<u8>)> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    Ok((text, bytes))
 }
 
 /// Writes a model's weights to one safetensors file, atomically.
@@ -146,10 +201,7 @@ pub fn save_weights<M: Module>(path: &Path, model: &M) -> Result<()> {
 
 /// Loads a model folder; any mismatch between the weights and the architecture is an error.
 pub fn load(dir: &Path, device: &Device) -> Result<(Model, Checkpoint)> {
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
-    let weights = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    let (text, bytes) = read_folder(dir)?;
     load_bytes(&text, bytes, dir, device)
 }
 
@@ -164,10 +216,11 @@ pub fn load_bytes(
     let cfg_path = dir.join("config.json");
     let record: Checkpoint = serde_json::from_str(config)
         .map_err(|e| err(&cfg_path, format!("not a diffuse model config: {e}")))?;
-    if record.format != FORMAT {
+    let kind = format_of(&record.model);
+    if record.format != kind && record.format != FORMAT_MLP {
         return Err(err(
             &cfg_path,
-            format!("format '{}' is not '{FORMAT}'", record.format),
+            format!("format '{}' is not '{kind}'", record.format),
         ));
     }
     let model = weights_into(

@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -144,16 +144,9 @@ pub fn train_classifier(
         let loss = -(log_softmax(model.forward(x), 1) * target)
             .sum_dim(1)
             .mean();
-        let value: f32 = loss.clone().into_scalar::<f32>();
-        if !value.is_finite() {
-            return Err(NnError::Diverged {
-                step,
-                loss: f64::from(value),
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = adam.step(lr, model, grads);
-        on_step(step, f64::from(value));
+        let value;
+        (model, value) = crate::train::descend(model, loss, &mut adam, lr, step)?;
+        on_step(step, value);
     }
     Ok(model)
 }
@@ -234,20 +227,12 @@ impl ClassifierRecord {
 
 /// Saves a classifier folder (`model.safetensors`, `config.json`), each file atomically.
 pub fn save_classifier(dir: &Path, model: &Classifier, record: &ClassifierRecord) -> Result<()> {
-    use crate::checkpoint::{err, write_atomic};
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
-    crate::checkpoint::save_weights(&dir.join("model.safetensors"), model)?;
-    let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
-    write_atomic(&dir.join("config.json"), json.as_bytes())
+    crate::checkpoint::save_folder(dir, model, record)
 }
 
 /// Loads a classifier folder; a wrong format or a weight mismatch is an error.
 pub fn load_classifier(dir: &Path, device: &Device) -> Result<(Classifier, ClassifierRecord)> {
-    use crate::checkpoint::err;
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
-    let weights = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    let (text, bytes) = crate::checkpoint::read_folder(dir)?;
     load_classifier_bytes(&text, bytes, dir, device)
 }
 

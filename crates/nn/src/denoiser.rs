@@ -1,53 +1,54 @@
-//! A trained model behind the core's Denoiser interface.
+//! A trained model behind the core's conditional-denoiser interface: guidance and clipping are
+//! the core's combinators ([`diffuse_core::Guided`], [`diffuse_core::Clipped`]) around it.
 
 use burn::tensor::{Tensor, TensorData};
 use diffuse_core::denoiser::{Denoiser, Level, Prediction, Target, check_dim};
+use diffuse_core::{Condition, ConditionalDenoiser, CoreError};
 
 use crate::model::Model;
 
-/// A trained network (MLP or UNet) for a schedule of `steps` steps, asked for one condition (a
-/// class, or a prompt's sentence embedding) or none, with classifier-free guidance of weight w:
-/// eps = eps_none + w (eps_cond - eps_none) (seed 002; w = 0 unconditional, 1 conditional,
-/// > 1 guided).
+/// How a model reads its condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Nothing.
+    Nothing,
+    /// A one-hot row of `classes + 1` slots, the last "no class".
+    Classes(usize),
+    /// A sentence embedding of this width; zeros mean "no prompt".
+    Embedding(usize),
+}
+
+/// A trained network (MLP or UNet) for a schedule of `steps` steps: unconditional, or reading a
+/// class or a prompt's sentence embedding.
 pub struct LearnedDenoiser {
     model: Model,
     dim: usize,
     steps: usize,
-    classes: usize,
-    /// The "no condition" row: the one-hot "none" slot, or a zero embedding.
-    null: Option<Vec<f32>>,
-    cond: Option<Vec<f32>>,
-    guidance: f64,
+    reads: Reads,
     target: Target,
-    clip: Option<(f64, f64)>,
 }
 
 impl LearnedDenoiser {
     /// Wraps a model (for inference: pass `model.valid()` of a trained one) with `classes`
-    /// classes (0: unconditional), unconditioned.
+    /// classes (0: unconditional).
     pub fn new(model: Model, dim: usize, steps: usize, classes: usize) -> Self {
-        let null = (classes > 0).then(|| {
-            let mut r = vec![0f32; classes + 1];
-            r[classes] = 1.0;
-            r
-        });
         Self {
             model,
             dim,
             steps,
-            classes,
-            null,
-            cond: None,
-            guidance: 1.0,
+            reads: if classes > 0 {
+                Reads::Classes(classes)
+            } else {
+                Reads::Nothing
+            },
             target: Target::Eps,
-            clip: None,
         }
     }
 
     /// Wraps a prompt-conditioned model reading sentence embeddings of width `text`.
     pub fn with_text(model: Model, dim: usize, steps: usize, text: usize) -> Self {
         Self {
-            null: Some(vec![0f32; text]),
+            reads: Reads::Embedding(text),
             ..Self::new(model, dim, steps, 0)
         }
     }
@@ -58,50 +59,41 @@ impl LearnedDenoiser {
         self
     }
 
-    /// Clips the predicted clean data x_0 to [lo, hi] (the data's range): the "clip_sample" of
-    /// DDPM's reference code and of diffusers' DDPM and DDIM schedulers, which keeps guided
-    /// samples of images from saturating.
-    pub fn clipped(mut self, lo: f64, hi: f64) -> Self {
-        self.clip = Some((lo, hi));
-        self
-    }
-
-    /// Asks for `class` with guidance weight `guidance`.
-    pub fn conditioned(mut self, class: usize, guidance: f64) -> Self {
-        self.set_class(class, guidance);
-        self
-    }
-
-    /// Asks for `class` with guidance weight `guidance` from now on.
-    pub fn set_class(&mut self, class: usize, guidance: f64) {
-        let mut r = vec![0f32; self.classes + 1];
-        r[class.min(self.classes)] = 1.0;
-        self.cond = Some(r);
-        self.guidance = guidance;
-    }
-
-    /// Asks a prompt-conditioned model for the prompt whose sentence embedding is `embedding`,
-    /// with guidance weight `guidance`.
-    pub fn prompted(mut self, embedding: Vec<f32>, guidance: f64) -> crate::Result<Self> {
-        self.set_prompt(embedding, guidance)?;
-        Ok(self)
-    }
-
-    /// Asks for the prompt whose sentence embedding is `embedding` from now on.
-    pub fn set_prompt(&mut self, embedding: Vec<f32>, guidance: f64) -> crate::Result<()> {
-        match &self.null {
-            Some(null) if null.len() == embedding.len() && self.classes == 0 => {}
-            _ => {
-                return Err(crate::NnError::Invalid(format!(
-                    "the model does not read sentence embeddings of width {}",
-                    embedding.len()
-                )));
+    /// The row the model reads for `condition`, or None for an unconditional model.
+    fn row(&self, condition: &Condition) -> diffuse_core::Result<Option<Vec<f32>>> {
+        let refuse = |what: String| Err(CoreError::Invalid(what));
+        Ok(match (self.reads, condition) {
+            (Reads::Nothing, Condition::None) => None,
+            (Reads::Classes(k), Condition::None) => Some(one_hot_row(k, k)),
+            (Reads::Classes(k), Condition::Class(i)) if *i < k => Some(one_hot_row(*i, k)),
+            (Reads::Classes(k), Condition::Class(i)) => {
+                return refuse(format!("class {i} is not one of the model's {k} classes"));
             }
-        }
-        self.cond = Some(embedding);
-        self.guidance = guidance;
-        Ok(())
+            (Reads::Embedding(w), Condition::None) => Some(vec![0f32; w]),
+            (Reads::Embedding(w), Condition::Vector(e)) if e.len() == w => Some(e.clone()),
+            (Reads::Embedding(w), Condition::Vector(e)) => {
+                return refuse(format!(
+                    "the model reads sentence embeddings of width {w}, not {}",
+                    e.len()
+                ));
+            }
+            (reads, other) => {
+                let model = match reads {
+                    Reads::Nothing => "an unconditional model",
+                    Reads::Classes(_) => "a class-conditioned model",
+                    Reads::Embedding(_) => "a model conditioned on a sentence embedding",
+                };
+                return refuse(format!("{model} cannot be given {}", other.kind()));
+            }
+        })
     }
+}
+
+/// Slot `i` of a one-hot row of `classes + 1` slots (the last: no class).
+fn one_hot_row(i: usize, classes: usize) -> Vec<f32> {
+    let mut r = vec![0f32; classes + 1];
+    r[i] = 1.0;
+    r
 }
 
 /// `row` repeated n times.
@@ -110,48 +102,39 @@ fn rows(row: &[f32], n: usize, device: &burn::tensor::Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(data, [n, row.len()]), device)
 }
 
+impl ConditionalDenoiser for LearnedDenoiser {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn predict_given(
+        &self,
+        x: &Tensor<2>,
+        level: Level,
+        condition: &Condition,
+    ) -> diffuse_core::Result<Prediction> {
+        check_dim(x, self.dim)?;
+        let row = self.row(condition)?;
+        let n = x.dims()[0];
+        let device = x.device();
+        let t = Tensor::<2>::full([n, 1], level.t / self.steps as f64, &device);
+        let cond = row.map(|r| rows(&r, n, &device));
+        Ok(Prediction {
+            target: self.target,
+            value: self.model.forward(x.clone(), t, cond),
+            x: x.clone(),
+            level,
+        })
+    }
+}
+
+/// Unconditional: the model asked for nothing.
 impl Denoiser for LearnedDenoiser {
     fn dim(&self) -> usize {
         self.dim
     }
 
     fn predict(&self, x: &Tensor<2>, level: Level) -> diffuse_core::Result<Prediction> {
-        check_dim(x, self.dim)?;
-        let n = x.dims()[0];
-        let device = x.device();
-        let t = Tensor::<2>::full([n, 1], level.t / self.steps as f64, &device);
-        let value = match (&self.null, &self.cond) {
-            (None, _) => self.model.forward(x.clone(), t, None),
-            (Some(null), None) => self
-                .model
-                .forward(x.clone(), t, Some(rows(null, n, &device))),
-            (Some(_), Some(c)) if self.guidance == 1.0 => {
-                self.model.forward(x.clone(), t, Some(rows(c, n, &device)))
-            }
-            (Some(null), Some(c)) => {
-                let cond = self
-                    .model
-                    .forward(x.clone(), t.clone(), Some(rows(c, n, &device)));
-                let uncond = self
-                    .model
-                    .forward(x.clone(), t, Some(rows(null, n, &device)));
-                uncond.clone() + (cond - uncond) * self.guidance
-            }
-        };
-        let pred = Prediction {
-            target: self.target,
-            value,
-            x: x.clone(),
-            level,
-        };
-        Ok(match self.clip {
-            None => pred,
-            Some((lo, hi)) => Prediction {
-                target: Target::X0,
-                value: pred.x0().clamp(lo, hi),
-                x: x.clone(),
-                level,
-            },
-        })
+        self.predict_given(x, level, &Condition::None)
     }
 }

@@ -16,7 +16,7 @@ mod train;
 pub mod unet;
 
 pub use checkpoint::{
-    Checkpoint, load, load_bytes, load_weights, parse_target, save, save_weights,
+    Checkpoint, Conditioning, load, load_bytes, load_weights, save, save_weights,
 };
 pub use classifier::{
     Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier,

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use diffuse_core::{NoiseSource, Schedule, Stream, Target};
 use serde::{Deserialize, Serialize};
@@ -198,21 +198,32 @@ pub fn train(
         let t_in = Tensor::<2>::from_data(TensorData::new(t_in, [b, 1]), &device);
         let target = Tensor::<2>::from_data(TensorData::new(goal, [b, d]), &device);
         let loss = (model.forward(xt, t_in, class) - target).square().mean();
-        let value: f32 = loss.clone().into_scalar::<f32>();
-        if !value.is_finite() {
-            return Err(NnError::Diverged {
-                step,
-                loss: f64::from(value),
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = adam.step(train.lr, model, grads);
+        let value;
+        (model, value) = descend(model, loss, &mut adam, train.lr, step)?;
         if let Some(e) = ema.as_deref_mut() {
             e.update(&model);
         }
-        on_step(step, f64::from(value));
+        on_step(step, value);
     }
     Ok(model)
+}
+
+/// The tail of every training step: a non-finite loss stops training with the step named;
+/// else the gradients of `loss` move `model` by one step of `optim`. Returns the model and the
+/// loss.
+pub(crate) fn descend<M: burn::module::Module>(
+    model: M,
+    loss: Tensor<1>,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    step: usize,
+) -> Result<(M, f64)> {
+    let value = f64::from(loss.clone().into_scalar::<f32>());
+    if !value.is_finite() {
+        return Err(NnError::Diverged { step, loss: value });
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((optim.step(lr, model, grads), value))
 }
 
 /// The condition rows of a batch: one-hot classes (the last slot for a hidden class), or for a

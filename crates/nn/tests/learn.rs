@@ -175,7 +175,7 @@ fn training_learns_and_checkpoints_round_trip() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `clipped(lo, hi)` returns the unclipped prediction's x_0 clamped to [lo, hi], at every noise
+/// `Clipped` around a learned model returns the unclipped prediction's x_0 clamped to [lo, hi], at every noise
 /// level, and leaves x_0 inside the range untouched.
 #[test]
 fn clipping_clamps_the_predicted_clean_data() {
@@ -193,7 +193,7 @@ fn clipping_clamps_the_predicted_clean_data() {
     let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
     let x = from_flat(&[0.5, -3.0, 2.0, 0.1, 0.0, -0.2], 2, 3, &device);
     let plain = LearnedDenoiser::new(model.clone(), 3, 1000, 0);
-    let clipped = LearnedDenoiser::new(model, 3, 1000, 0).clipped(-1.0, 1.0);
+    let clipped = diffuse_core::Clipped::new(LearnedDenoiser::new(model, 3, 1000, 0), -1.0, 1.0);
     for t in [1, 100, 999] {
         let level = level_at_step(&s, t);
         let want: Vec<f64> = to_vec(&plain.predict(&x, level).unwrap().x0())

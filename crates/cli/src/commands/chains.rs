@@ -3,12 +3,11 @@
 use anyhow::{Context, Result};
 use diffuse_core::NoiseSource;
 use diffuse_core::mcmc::{self, Energy, Proposal};
-use diffuse_core::metrics::ks_one_sample;
+use diffuse_pipeline::{eval, positive};
 use diffuse_plot::{Figure, Hist, Series, histogram};
 
-use super::figures::{grid, paths};
-use super::{done, mean_var, positive};
 use crate::args::{ChainArgs, LangevinArgs, MetropolisArgs};
+use crate::figures::{grid, paths};
 use crate::output::Output;
 
 /// Records the first `k` chains at every step.
@@ -49,15 +48,14 @@ fn report(
     rec: &Recorder,
     what: &str,
 ) -> Result<()> {
-    let (m, v) = mean_var(states);
-    let ks = ks_one_sample(states, |x| energy.stationary_cdf(x));
+    let stats = eval::against_stationary(energy, states);
+    let p_value = stats
+        .get("ks_p_value")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN);
     out.set("chains", c.chains);
     out.set("steps", c.steps);
-    out.num("mean", m);
-    out.num("variance", v);
-    out.num("stationary_variance", energy.stationary_variance());
-    out.num("ks_statistic", ks.statistic);
-    out.num("ks_p_value", ks.p_value);
+    out.report(stats);
     out.samples(states, 1)?;
     let (lo, hi) = diffuse_plot::padded_range(states.iter().copied());
     let theory: Vec<(f64, f64)> = grid(lo, hi, 400)
@@ -69,7 +67,7 @@ fn report(
         &Figure::new(
             format!(
                 "{what}: {} chains after {} steps (KS p = {:.3})",
-                c.chains, c.steps, ks.p_value
+                c.chains, c.steps, p_value
             ),
             "x",
             "density",
@@ -127,7 +125,7 @@ pub fn langevin(a: &LangevinArgs) -> Result<()> {
         &rec,
         &format!("Langevin, delta = {}", a.delta),
     )?;
-    done(&out.finish()?);
+    out.finish()?;
     Ok(())
 }
 
@@ -167,6 +165,6 @@ pub fn metropolis(a: &MetropolisArgs) -> Result<()> {
             r.acceptance()
         ),
     )?;
-    done(&out.finish()?);
+    out.finish()?;
     Ok(())
 }

@@ -1,87 +1,94 @@
-//! `diffuse eval`: how close samples are to a data distribution.
+//! `diffuse eval`: how close samples are to a data distribution, or (with --classifier) how a
+//! classifier judges generated images.
 
-use anyhow::{Result, bail};
-use diffuse_core::NoiseSource;
-use diffuse_core::metrics::{
-    energy_distance, ks_one_sample, ks_two_sample, project, sliced_wasserstein, unit_direction,
-};
-use diffuse_data::Source;
+use std::path::{Path, PathBuf};
 
-use super::{done, excess_energy, mean_var, positive, report_excess, samples_and_data};
+use anyhow::{Context, Result, bail};
+use diffuse_pipeline::{dataset, eval};
+
 use crate::args::EvalArgs;
 use crate::output::Output;
+use crate::progress::Bars;
 
 /// `diffuse eval`.
 pub fn run(a: &EvalArgs) -> Result<()> {
     if let Some(c) = &a.classifier {
-        return super::classify::judge(a, c);
+        return judge(a, c);
     }
     let Some(spec) = a.data.as_deref() else {
         bail!("--data is needed without --classifier");
     };
-    let (table, data) = samples_and_data(&a.samples, spec)?;
-    let d = table.dim();
-    positive("--projections", a.projections)?;
-    positive("--max-energy-n", a.max_energy_n)?;
-    let x = &table.values;
-    let n = table.len();
-    let noise = NoiseSource::new(a.common.seed);
-    // The comparison sample: the data file itself, or a fresh draw of the same size.
-    let y = match &data.source {
-        Source::Table(t) => t.values.clone(),
-        _ => data.sample(&noise, 0..n as u64),
-    };
+    let table = diffuse_data::read_csv(&a.samples).context("--samples")?;
+    let data = dataset(spec, &mut Bars::new())?;
+    if table.dim() != data.dim() {
+        bail!(
+            "{} has {} columns but --data {spec} has {} dimensions",
+            a.samples.display(),
+            table.dim(),
+            data.dim()
+        );
+    }
+    let report = eval::against_law(&table, &data, a.projections, a.max_energy_n, a.common.seed)?;
     let mut out = Output::new(a.common.out.as_deref(), "eval")?;
     out.set("samples", a.samples.display().to_string());
     out.set("data", spec);
-    out.set("n", n);
-    out.set("reference_n", y.len() / d);
-    for j in 0..d {
-        let (m, v) = mean_var(&x.iter().skip(j).step_by(d).copied().collect::<Vec<_>>());
-        out.num(&format!("mean_{j}"), m);
-        out.num(&format!("std_{j}"), v.sqrt());
-    }
-    let dirs: Vec<Vec<f64>> = if d == 1 {
-        vec![vec![1.0]]
+    out.report(report);
+    out.finish_and_print()
+}
+
+/// The samples CSV and the class asked for each sample: `--samples` may be a `diffuse sample`
+/// folder (its samples.csv, and labels.csv or the summary's label).
+fn samples_with_labels(
+    path: &Path,
+    class: Option<&str>,
+) -> Result<(diffuse_data::Table, Vec<Option<String>>)> {
+    let (csv, folder): (PathBuf, Option<&Path>) = if path.is_dir() {
+        (path.join("samples.csv"), Some(path))
     } else {
-        (0..a.projections as u64)
-            .map(|i| unit_direction(&noise, i, d))
-            .collect()
+        (path.to_path_buf(), None)
     };
-    let (mut p_two, mut p_theory, mut d_theory) = (f64::INFINITY, f64::INFINITY, 0.0f64);
-    for u in &dirs {
-        let px = project(x, u);
-        p_two = p_two.min(ks_two_sample(&px, &project(&y, u)).p_value);
-        if let Some(m) = data.analytic() {
-            let q = m.projected(u);
-            let ks = ks_one_sample(&px, |v| q.cdf_1d(v));
-            p_theory = p_theory.min(ks.p_value);
-            d_theory = d_theory.max(ks.statistic);
+    let table = diffuse_data::read_csv(&csv).context("--samples")?;
+    let n = table.len();
+    if let Some(c) = class {
+        return Ok((table, vec![Some(c.to_string()); n]));
+    }
+    let Some(dir) = folder else {
+        return Ok((table, vec![None; n]));
+    };
+    if let Ok(text) = std::fs::read_to_string(dir.join("labels.csv")) {
+        let labels: Vec<Option<String>> = text
+            .lines()
+            .skip(1)
+            .map(|l| Some(l.trim().to_string()))
+            .collect();
+        if labels.len() != n {
+            bail!(
+                "{}: {} labels for {n} samples",
+                dir.join("labels.csv").display(),
+                labels.len()
+            );
         }
+        return Ok((table, labels));
     }
-    out.set("projections", dirs.len());
-    out.num("ks_two_sample_min_p", p_two);
-    if data.analytic().is_some() {
-        out.num("ks_statistic", d_theory);
-        out.num("ks_min_p", p_theory);
-        // Bonferroni: the smallest of several p-values, times their number.
-        out.num("ks_p_bonferroni", (p_theory * dirs.len() as f64).min(1.0));
-    }
-    let m = n.min(y.len() / d).min(a.max_energy_n);
-    out.set("energy_n", m);
-    out.num(
-        "energy_distance",
-        energy_distance(&x[..m * d], &y[..m * d], d),
-    );
-    report_excess(&mut out, excess_energy(x, d, &data, &noise));
-    out.num(
-        "sliced_wasserstein",
-        sliced_wasserstein(x, &y, d, a.projections, &noise),
-    );
-    let path = out.finish()?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        println!("{text}");
-    }
-    done(&path);
-    Ok(())
+    Ok((table, vec![None; n]))
+}
+
+/// `diffuse eval --classifier DIR`: accuracy of the requested classes and the Frechet distance
+/// on the classifier's features.
+fn judge(a: &EvalArgs, classifier: &Path) -> Result<()> {
+    let (table, asked) = samples_with_labels(&a.samples, a.class.as_deref())?;
+    let report = eval::judge_images(
+        &a.samples,
+        &table,
+        &asked,
+        classifier,
+        a.data.as_deref(),
+        a.common.seed,
+        &mut Bars::new(),
+    )?;
+    let mut out = Output::new(a.common.out.as_deref(), "eval")?;
+    out.set("samples", a.samples.display().to_string());
+    out.set("classifier", classifier.display().to_string());
+    out.report(report);
+    out.finish_and_print()
 }

@@ -2,70 +2,20 @@
 //! denoiser (`--data`) or a trained model (`--model`).
 
 use anyhow::{Context, Result, bail};
-use diffuse_core::likelihood::{Divergence, LikelihoodConfig, log_likelihood};
-use diffuse_core::tensor::from_flat;
-use diffuse_core::{Denoiser, NoiseSource, Schedule, device};
+use diffuse_core::likelihood::{Divergence, LikelihoodConfig};
+use diffuse_core::{Denoiser, NoiseSource, device};
+use diffuse_pipeline::{dataset, load, log_likelihoods, positive, schedule};
 
-use super::learn::load_model;
-use super::{batches, dataset, done, mean_var, positive, schedule};
 use crate::args::NllArgs;
 use crate::output::Output;
-
-/// Where the density comes from.
-struct Source {
-    denoiser: Box<dyn Denoiser>,
-    schedule: Schedule,
-    /// The model's standardisation of the data, if it has one.
-    standardization: Option<diffuse_nn::Standardization>,
-    /// The true density of --data, when it has one.
-    truth: Option<diffuse_core::Mixture>,
-    label: (&'static str, String),
-}
-
-fn source(a: &NllArgs, noise: &NoiseSource) -> Result<Source> {
-    let dev = device::default_device();
-    if let Some(dir) = &a.model {
-        let (den, record, sched) = load_model(dir, &dev)?;
-        return Ok(Source {
-            denoiser: Box::new(den),
-            schedule: sched,
-            standardization: Some(record.standardization),
-            truth: None,
-            label: ("model", dir.display().to_string()),
-        });
-    }
-    let spec = a
-        .data
-        .as_deref()
-        .context("give --data SPEC or --model DIR")?;
-    let data = dataset(spec)?;
-    positive("--reference", a.reference)?;
-    let exact = data.exact(a.reference, noise)?;
-    Ok(Source {
-        denoiser: Box::new(exact.denoiser(&dev)),
-        schedule: schedule(&a.schedule, a.steps)?,
-        standardization: None,
-        truth: data.analytic().filter(|q| q.is_continuous()).cloned(),
-        label: ("data", spec.to_string()),
-    })
-}
+use crate::progress::Bars;
 
 /// `diffuse nll`.
 pub fn run(a: &NllArgs) -> Result<()> {
     positive("--ode-steps", a.ode_steps)?;
     positive("--batch", a.batch)?;
-    let noise = NoiseSource::new(a.common.seed);
-    let src = source(a, &noise)?;
     let table = diffuse_data::read_csv(&a.samples).context("--samples")?;
     let d = table.dim();
-    if d != src.denoiser.dim() {
-        bail!(
-            "{} has {d} columns but the {} has {} dimensions",
-            a.samples.display(),
-            src.label.0,
-            src.denoiser.dim()
-        );
-    }
     let config = LikelihoodConfig {
         divergence: if a.probes == 0 {
             Divergence::Exact
@@ -75,45 +25,66 @@ pub fn run(a: &NllArgs) -> Result<()> {
         steps: a.ode_steps,
         ..LikelihoodConfig::default()
     };
-    let dev = device::default_device();
-    let n = table.len();
-    let mut ll = Vec::with_capacity(n);
-    let mut nfe = 0;
-    let bar = crate::progress::bar(n as u64, "nll");
-    for rows in batches(n, a.batch) {
-        let (s, e) = (rows.start as usize, rows.end as usize);
-        let mut z = table.values[s * d..e * d].to_vec();
-        // log p(x) = log p_z(z) + ln |dz/dx| for the model's z = (x - mean) / std.
-        let log_det = match &src.standardization {
-            Some(st) => {
-                st.apply(&mut z);
-                st.log_det()
-            }
-            None => 0.0,
-        };
-        let x = from_flat(&z, e - s, d, &dev);
-        let (part, evals) = log_likelihood(
-            &*src.denoiser,
-            &src.schedule,
-            &x,
+    let mut watch = Bars::new();
+    // The density: a trained model's, or the exact mixture denoiser of --data.
+    let (result, source, sched_name, steps) = if let Some(dir) = &a.model {
+        let model = load(dir)?;
+        check_dim(a, d, "model", model.dim())?;
+        let r = log_likelihoods(
+            &model.denoiser,
+            &model.schedule,
+            Some(&model.record.standardization),
+            None,
+            &table.values,
+            d,
             config,
-            &noise,
-            rows.start,
+            a.batch,
+            a.common.seed,
+            &mut watch,
         )?;
-        ll.extend(part.into_iter().map(|l| l + log_det));
-        nfe += evals;
-        bar.inc((e - s) as u64);
-    }
-    bar.finish_and_clear();
-    let nll: Vec<f64> = ll.iter().map(|l| -l).collect();
-    let (m, v) = mean_var(&nll);
+        let s = model.schedule;
+        (
+            r,
+            ("model", dir.display().to_string()),
+            s.name().to_string(),
+            s.steps(),
+        )
+    } else {
+        let spec = a
+            .data
+            .as_deref()
+            .context("give --data SPEC or --model DIR")?;
+        let data = dataset(spec, &mut watch)?;
+        positive("--reference", a.reference)?;
+        let exact = data.exact(a.reference, &NoiseSource::new(a.common.seed))?;
+        let den = exact.denoiser(&device::default_device());
+        check_dim(a, d, "data", den.dim())?;
+        let sched = schedule(&a.schedule, a.steps)?;
+        let truth = data.analytic().filter(|q| q.is_continuous());
+        let r = log_likelihoods(
+            &den,
+            &sched,
+            None,
+            truth,
+            &table.values,
+            d,
+            config,
+            a.batch,
+            a.common.seed,
+            &mut watch,
+        )?;
+        (
+            r,
+            ("data", spec.to_string()),
+            sched.name().to_string(),
+            sched.steps(),
+        )
+    };
     let mut out = Output::new(a.common.out.as_deref(), "nll")?;
     out.set("samples", a.samples.display().to_string());
-    out.set(src.label.0, src.label.1.clone());
-    out.set("schedule", src.schedule.name());
-    out.set("steps", src.schedule.steps());
-    out.set("n", n);
-    out.set("dim", d);
+    out.set(source.0, source.1);
+    out.set("schedule", sched_name);
+    out.set("steps", steps);
     out.set(
         "divergence",
         if a.probes == 0 {
@@ -123,25 +94,17 @@ pub fn run(a: &NllArgs) -> Result<()> {
         },
     );
     out.set("ode_steps", a.ode_steps);
-    out.set("nfe", nfe);
-    out.num("nll_nats", m);
-    out.num("stderr", (v / n as f64).sqrt());
-    out.num("bits_per_dim", m / (d as f64 * std::f64::consts::LN_2));
-    if let Some(q) = &src.truth {
-        let truth: Vec<f64> = table
-            .values
-            .chunks(d)
-            .map(|row| -q.log_density(row))
-            .collect();
-        let (tm, _) = mean_var(&truth);
-        out.num("true_nll_nats", tm);
-        out.num("error_nats_per_dim", (m - tm) / d as f64);
+    out.report(result.report);
+    diffuse_data::write_csv(&out.path("loglik.csv"), &result.ll, 1)?;
+    out.finish_and_print()
+}
+
+fn check_dim(a: &NllArgs, d: usize, what: &str, dim: usize) -> Result<()> {
+    if d != dim {
+        bail!(
+            "{} has {d} columns but the {what} has {dim} dimensions",
+            a.samples.display()
+        );
     }
-    diffuse_data::write_csv(&out.path("loglik.csv"), &ll, 1)?;
-    let path = out.finish()?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        println!("{text}");
-    }
-    done(&path);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use super::tour::{Experiment, run_all};
+use super::runner::{Experiment, run_all};
 use crate::args::DemoArgs;
 
 /// One seed's recipe.

@@ -1,27 +1,13 @@
 //! `diffuse tour`: every experiment of the seeds with their own settings, and one HTML page with
 //! each figure, its caption, the numbers behind it and the command that re-makes it.
 
-use std::fmt::Write as _;
-use std::path::Path;
+pub mod demo;
+mod runner;
 
-use anyhow::{Context, Result};
-use clap::Parser;
+use anyhow::Result;
 
-use crate::args::{Cli, TourArgs};
-
-/// One experiment of the tour or of a demo.
-pub(crate) struct Experiment {
-    /// Folder name under the tour's output.
-    pub name: &'static str,
-    /// Heading.
-    pub title: &'static str,
-    /// Which seed it follows and what to look for.
-    pub caption: &'static str,
-    /// The command, without `diffuse` and `--out`.
-    pub args: &'static str,
-    /// Figures in display order (those the command wrote are shown).
-    pub figures: &'static [(&'static str, &'static str)],
-}
+use crate::args::TourArgs;
+use runner::{Experiment, run_all};
 
 const CHAIN_FIGS: &[(&str, &str)] = &[
     ("histogram.png", "Final states against exp(-E)/Z"),
@@ -247,129 +233,12 @@ const EXPERIMENTS: &[Experiment] = &[
     },
 ];
 
-/// Splits a command line at spaces, keeping "double-quoted words" together.
-fn words(line: &str) -> Vec<String> {
-    let mut out = vec![];
-    let mut quoted = false;
-    let mut cur = String::new();
-    for ch in line.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The arguments of an experiment: in quick mode, smaller samples and a tenth of the training.
-fn arguments(e: &Experiment, quick: bool, out: &Path) -> Vec<String> {
-    let words = words(&e.args.replace("{out}", &out.display().to_string()));
-    let training = words.first().is_some_and(|w| w == "train");
-    let mut args = Vec::with_capacity(words.len());
-    for (i, w) in words.iter().enumerate() {
-        let after_steps = i > 0 && words[i - 1] == "--steps";
-        args.push(match w.as_str() {
-            "10000" | "4000" if quick => "2000".to_string(),
-            n if quick && training && after_steps => (n.parse::<usize>().unwrap_or(1000) / 10)
-                .max(100)
-                .to_string(),
-            _ => w.clone(),
-        });
-    }
-    args
-}
-
-/// Runs one experiment into `root`/NAME; returns its section of the page.
-fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<String> {
-    let dir = root.join(e.name);
-    let mut argv = vec!["diffuse".to_string()];
-    argv.extend(arguments(e, quick, root));
-    argv.extend(["--out".to_string(), dir.display().to_string()]);
-    let cli = Cli::try_parse_from(&argv).with_context(|| format!("experiment {}", e.name))?;
-    super::run(cli.command).with_context(|| format!("experiment {}", e.name))?;
-    let mut html = String::new();
-    let shown: Vec<String> = argv[1..]
-        .iter()
-        .map(|w| {
-            if w.contains(' ') {
-                format!("\"{w}\"")
-            } else {
-                w.clone()
-            }
-        })
-        .collect();
-    section(&mut html, e, &shown.join(" "), &dir, root)?;
-    Ok(html)
-}
-
-/// Writes `root`/index.html: a heading, a table of contents and the sections.
-fn page(
-    root: &Path,
-    intro: &str,
-    experiments: &[&Experiment],
-    sections: &[String],
-) -> Result<std::path::PathBuf> {
-    let mut html = String::from(HEAD);
-    let _ = writeln!(html, "<p>{}</p><ul class=\"toc\">", escape(intro));
-    for e in experiments {
-        let _ = writeln!(
-            html,
-            "<li><a href=\"#{}\">{}</a></li>",
-            e.name,
-            escape(e.title)
-        );
-    }
-    let _ = writeln!(html, "</ul>");
-    for s in sections {
-        html.push_str(s);
-    }
-    html.push_str("</body></html>\n");
-    let index = root.join("index.html");
-    std::fs::write(&index, html).with_context(|| format!("cannot write {}", index.display()))?;
-    Ok(index)
-}
-
 /// Every experiment of the tour: the physics and samplers, then every demo's steps.
 fn all_experiments() -> Vec<&'static Experiment> {
     EXPERIMENTS
         .iter()
-        .chain(super::demo::DEMOS.iter().flat_map(|d| d.steps.iter()))
+        .chain(demo::DEMOS.iter().flat_map(|d| d.steps.iter()))
         .collect()
-}
-
-/// Runs `experiments` into `root` (created if need be) with a progress bar labelled `label`,
-/// then writes `root`/index.html; returns its path.
-pub(crate) fn run_all(
-    root: &Path,
-    intro: &str,
-    label: &str,
-    experiments: &[&Experiment],
-    quick: bool,
-) -> Result<std::path::PathBuf> {
-    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
-    let bar = crate::progress::bar(experiments.len() as u64, label);
-    let mut sections = vec![];
-    for e in experiments {
-        bar.set_message(e.name);
-        sections.push(run_experiment(e, quick, root)?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    page(root, intro, experiments, &sections)
 }
 
 /// `diffuse tour`.
@@ -385,93 +254,3 @@ pub fn run(a: &TourArgs) -> Result<()> {
     eprintln!("wrote {} (open it in a browser)", index.display());
     Ok(())
 }
-
-fn section(
-    html: &mut String,
-    e: &Experiment,
-    command: &str,
-    dir: &Path,
-    root: &Path,
-) -> Result<()> {
-    let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
-    let _ = writeln!(
-        html,
-        "<section id=\"{}\"><h2>{}</h2><p>{}</p>",
-        e.name,
-        escape(e.title),
-        escape(e.caption)
-    );
-    let _ = writeln!(html, "<pre>diffuse {}</pre>", escape(command));
-    let _ = writeln!(html, "<div class=\"figs\">");
-    for (file, caption) in e.figures {
-        if dir.join(file).exists() {
-            let _ = writeln!(
-                html,
-                "<figure><img src=\"{rel}/{file}\" alt=\"{c}\"><figcaption>{c}</figcaption></figure>",
-                c = escape(caption)
-            );
-        }
-    }
-    let _ = writeln!(html, "</div>");
-    let summary =
-        std::fs::read_to_string(dir.join("summary.json")).context("reading summary.json")?;
-    let v: serde_json::Value = serde_json::from_str(&summary)?;
-    let _ = writeln!(html, "<table>");
-    if let Some(map) = v.as_object() {
-        for (k, val) in map {
-            let shown = match val {
-                serde_json::Value::Number(n) => n.as_f64().map_or_else(
-                    || n.to_string(),
-                    |f| {
-                        if f.fract() == 0.0 && f.abs() < 1e15 {
-                            format!("{f}")
-                        } else {
-                            format!("{f:.6}")
-                        }
-                    },
-                ),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = writeln!(
-                html,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                escape(k),
-                escape(&shown)
-            );
-        }
-    }
-    let files: Vec<String> = [
-        "samples.csv",
-        "summary.json",
-        "loss.csv",
-        "config.json",
-        "loglik.csv",
-    ]
-    .iter()
-    .filter(|f| dir.join(f).exists())
-    .map(|f| format!("<a href=\"{rel}/{f}\">{f}</a>"))
-    .collect();
-    let _ = writeln!(
-        html,
-        "</table><p class=\"files\">Files: {}</p></section>",
-        files.join(", ")
-    );
-    Ok(())
-}
-
-const HEAD: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>diffuse</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { margin-bottom: 0.2em; } section { border-top: 1px solid #ddd; padding-top: 1em; margin-top: 2em; }
-pre { background: #f5f5f5; padding: 0.6em; overflow-x: auto; }
-.figs { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; flex: 1 1 480px; } figure img { width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; }
-table { border-collapse: collapse; font-size: 0.9em; margin-top: 0.8em; }
-td { border: 1px solid #ddd; padding: 0.2em 0.6em; } td:first-child { font-family: monospace; }
-.toc { columns: 2; } .files { font-size: 0.85em; }
-</style></head><body>
-<h1>diffuse</h1>
-"#;

@@ -5,9 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs `diffuse ARGS`.
+/// Runs `diffuse ARGS` (the binary `DIFFUSE_BIN` names, when set: another build to compare).
 pub fn diffuse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diffuse"))
+    let bin = std::env::var_os("DIFFUSE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_diffuse")),
+        PathBuf::from,
+    );
+    Command::new(bin)
         .args(args)
         .output()
         .expect("the binary runs")
@@ -63,4 +67,18 @@ pub fn summary(dir: &Path) -> serde_json::Value {
 /// A path as an argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// FNV-1a (64 bits) of the bytes of `files`, in order: a fingerprint of outputs that must not
+/// change.
+pub fn fingerprint(files: &[PathBuf]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in files {
+        let bytes = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }

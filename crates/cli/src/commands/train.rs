@@ -1,0 +1,44 @@
+//! `diffuse train`: a learned denoiser (seeds 000, 001, 003, 004; the image UNet) trained with
+//! the DDPM loss into a model folder.
+
+use anyhow::{Context, Result};
+use diffuse_pipeline::{TrainRun, train};
+
+use crate::args::TrainArgs;
+use crate::figures::loss_plot;
+use crate::output::Output;
+use crate::progress::Bars;
+
+/// `diffuse train`.
+pub fn run(a: &TrainArgs) -> Result<()> {
+    let run = TrainRun {
+        data: a.data.clone(),
+        model: a.model.clone(),
+        time_features: a.time_features,
+        channels: a.channels,
+        hidden: a.hidden,
+        depth: a.depth,
+        activation: a.activation.clone(),
+        schedule: a.schedule.clone(),
+        timesteps: a.timesteps,
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        no_standardize: a.no_standardize,
+        clip: a.clip,
+        save_every: a.save_every,
+        resume: a.resume,
+        cond: a.cond.parse().context("--cond")?,
+        target: a.target.parse().context("--target")?,
+        ema: a.ema,
+        label_dropout: a.label_dropout,
+        seed: a.common.seed,
+    };
+    let mut out = Output::new(a.common.out.as_deref(), "train")?;
+    let trained = train(&run, &out.path(""), &mut Bars::new())?;
+    loss_plot(&out.path("loss.png"), &trained.losses)?;
+    out.report(trained.report);
+    out.finish()?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Nothing a user sees changes when the code under the command line moves: for fixed seeds,
+//! these runs write the same samples.csv, images and labels, byte for byte, as the binary of
+//! commit 8fcb4d3 (before the pipeline layer) wrote. The fingerprints below were printed by that
+//! binary:
+//! `DIFFUSE_BIN=<old diffuse> DIFFUSE_PRINT=1 cargo test -p diffuse-cli --test unchanged -- --nocapture`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fingerprint, ok, s, tmp};
+
+/// samples.csv, then labels.csv if any, then images/NNNN.png in order.
+fn outputs(dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![dir.join("samples.csv")];
+    if dir.join("labels.csv").exists() {
+        files.push(dir.join("labels.csv"));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join("images")) {
+        let mut images: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        images.sort();
+        files.extend(images);
+    }
+    files
+}
+
+/// Runs each command line (`{dir}` stands for the test's folder, `~` for a space within a
+/// word; a line without `--out` writes to `{dir}/out`) and checks the fingerprint of the last
+/// one's outputs.
+fn check(name: &str, lines: &[&str], want: u64) {
+    let dir = tmp(name);
+    let out = dir.join("out");
+    for line in lines {
+        let line = line.replace("{dir}", s(&dir));
+        let words: Vec<String> = line.split(' ').map(|w| w.replace('~', " ")).collect();
+        let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+        if !args.contains(&"--out") {
+            args.extend(["--out", s(&out)]);
+        }
+        ok(&args);
+    }
+    let got = fingerprint(&outputs(&out));
+    if std::env::var_os("DIFFUSE_PRINT").is_some() {
+        println!("{name}: {got:#018x}");
+    } else {
+        assert_eq!(got, want, "{name}: the outputs changed");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn undiffusing_8gaussians_gives_the_same_samples() {
+    let base = "undiffuse --data 8gaussians --prior normal --n 1500 --seed 3";
+    for (name, sampler, want) in [
+        (
+            "dpmpp-2m",
+            "--steps 1000 --sampler dpmpp-2m --nfe 10",
+            0xd8a54a9afd9da1b9u64,
+        ),
+        (
+            "unipc-fitted",
+            "--steps 1000 --sampler unipc --nfe 8 --grid fitted",
+            0x7e2f4676cb1362f4,
+        ),
+        (
+            "heun-batches",
+            "--steps 1000 --sampler heun --nfe 9 --batch 400",
+            0xc56497fa3a62179b,
+        ),
+        (
+            "euler-ancestral",
+            "--steps 1000 --sampler euler-ancestral --nfe 20",
+            0x1746cd6628466351,
+        ),
+        (
+            "ddim",
+            "--steps 1000 --sampler ddim --nfe 10 --eta 0.5",
+            0x3b80f5fe3dcba865,
+        ),
+        (
+            "ode",
+            "--steps 1000 --sampler ode --batch 700",
+            0x3d08a7b5d2c05ec3,
+        ),
+        ("ddpm", "--sampler ddpm --steps 200", 0x5e36d5fb05294480),
+    ] {
+        check(name, &[&format!("{base} {sampler}")], want);
+    }
+}
+
+#[test]
+fn a_trained_spiral_model_gives_the_same_samples() {
+    let train =
+        "train --data spiral --steps 300 --batch 64 --save-every 100 --ema 0.99 --out {dir}/model";
+    for (name, sample, want) in [
+        (
+            "spiral-dpmpp",
+            "sample --model {dir}/model --n 500 --sampler dpmpp-2m --nfe 20",
+            0x5f99261cc00177adu64,
+        ),
+        (
+            "spiral-ddpm",
+            "sample --model {dir}/model --n 500 --batch 128 --seed 4",
+            0x9e363c3ed80c0ab2,
+        ),
+    ] {
+        check(name, &[train, sample], want);
+    }
+    let sign = "train --data delta:-0.5,0.5 --cond sign --steps 200 --hidden 32 --out {dir}/model";
+    check(
+        "sign-prompt",
+        &[
+            sign,
+            "sample --model {dir}/model --prompt left --guidance 2 --n 300 --sampler euler --nfe 15",
+        ],
+        0x0bcc2fc8f1eb6c4f,
+    );
+}
+
+#[test]
+fn the_shipped_image_model_draws_the_same_images() {
+    check(
+        "fashion-all",
+        &[
+            "sample --model fashion-mnist --label all --n 3 --sampler dpmpp-2m --nfe 10 --guidance 3",
+        ],
+        0x765f80da9c0db6d6,
+    );
+    check(
+        "fashion-prompt",
+        &[
+            "sample --model fashion-mnist --prompt a~shoe~for~running --n 4 --sampler unipc --nfe 8 --guidance 3 --animate",
+        ],
+        0x65febada2cac16da,
+    );
+}

@@ -1,0 +1,227 @@
+//! Generation from a trained model, on one screen: what to ask for, the sampler, the pilot that
+//! fixes its grid, then every group of samples (one per class with [`Ask::AllLabels`]) drawn in
+//! batches through the guided (and, for images, clipped) denoiser.
+
+use anyhow::{Result, bail};
+use diffuse_core::samplers::{BatchNoise, Fixed, SamplerName, SamplerSpec};
+use diffuse_core::{Clipped, Condition, Denoiser, Guided, NoiseSource, device};
+use diffuse_nn::Conditioning;
+
+use crate::load::Loaded;
+use crate::positive;
+use crate::run::{PILOT, Watch, fix, run_batches};
+
+/// What to ask the model for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// Nothing: unconditional samples.
+    Nothing,
+    /// One class, by name (for seed 000's sign models: left or right).
+    Label(String),
+    /// Every class in turn, n samples each.
+    AllLabels,
+    /// A sentence, for a model trained on prompts; for other conditioned models, a class name
+    /// (or "all").
+    Prompt(String),
+}
+
+/// A generation request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Samples (per class with [`Ask::AllLabels`]).
+    pub n: usize,
+    /// Samples per batch; the samples do not depend on it.
+    pub batch: usize,
+    /// Seed of all randomness.
+    pub seed: u64,
+    /// The sampler.
+    pub sampler: SamplerSpec,
+    /// What to ask for.
+    pub ask: Ask,
+    /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.
+    pub guidance: f64,
+    /// For image models: clip the predicted clean image to the pixel range [-1, 1].
+    pub clip: bool,
+}
+
+impl Request {
+    /// `n` unconditional samples by DDPM, seed 0, in one batch of up to 10,000.
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            batch: 10_000,
+            seed: 0,
+            sampler: SamplerSpec::new(SamplerName::Ddpm),
+            ask: Ask::Nothing,
+            guidance: 1.0,
+            clip: true,
+        }
+    }
+}
+
+/// What a request produced.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    /// The samples, row-major, in the data's units.
+    pub x: Vec<f64>,
+    /// The dimension of a sample.
+    pub dim: usize,
+    /// The class asked for, per sample (empty when no class was asked for).
+    pub labels: Vec<String>,
+    /// Denoiser evaluations of one batch.
+    pub nfe: usize,
+    /// The sampler that ran, its grid fixed.
+    pub fixed: Fixed,
+    /// A prompt longer than the text encoder reads: its length in tokens.
+    pub prompt_tokens_before_truncation: Option<usize>,
+}
+
+impl Samples {
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.x.len() / self.dim.max(1)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// A group of samples asked for one thing.
+struct Group {
+    label: Option<String>,
+    condition: Condition,
+}
+
+/// Turns what was asked into groups of conditions, encoding a prompt with the text encoder.
+fn groups(model: &Loaded, ask: &Ask, watch: &mut dyn Watch) -> Result<(Vec<Group>, Option<usize>)> {
+    let record = &model.record;
+    let unconditioned = Group {
+        label: None,
+        condition: Condition::None,
+    };
+    let class = |i: usize| Group {
+        label: Some(record.classes[i].clone()),
+        // A prompt model asked for a class reads its first caption's embedding.
+        condition: match record.label_embeddings.get(i) {
+            Some(e) if record.cond == Conditioning::Prompt => Condition::Vector(e.clone()),
+            _ => Condition::Class(i),
+        },
+    };
+    let name = match ask {
+        Ask::Nothing => return Ok((vec![unconditioned], None)),
+        _ if record.classes.is_empty() => bail!(
+            "the model in {} was trained without classes: it takes no --label or --prompt",
+            model.source.display()
+        ),
+        Ask::Prompt(p) if model.reads_prompts() => {
+            let e = text_encoder()?.encode(p)?;
+            if let Some(k) = e.truncated_from {
+                watch.warn(&format!(
+                    "the prompt has {k} tokens; the text encoder reads the first {}",
+                    e.ids.len()
+                ));
+            }
+            let group = Group {
+                label: None,
+                condition: Condition::Vector(e.embedding),
+            };
+            return Ok((vec![group], e.truncated_from));
+        }
+        Ask::AllLabels => "all",
+        Ask::Label(l) | Ask::Prompt(l) => l.as_str(),
+    };
+    if name == "all" {
+        return Ok(((0..record.classes.len()).map(class).collect(), None));
+    }
+    let Some(i) = record.classes.iter().position(|c| c == name) else {
+        bail!(
+            "label '{name}' is not one the model knows ({}, or all)",
+            record.classes.join(", ")
+        );
+    };
+    Ok((vec![class(i)], None))
+}
+
+/// The installed text encoder, or an error that says how to install it.
+pub(crate) fn text_encoder() -> Result<diffuse_text::TextEncoder> {
+    Ok(diffuse_text::TextEncoder::installed(&device::cpu())?)
+}
+
+/// Draws the samples `request` asks of `model`.
+pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Result<Samples> {
+    let n = positive("--n", request.n)?;
+    positive("--batch", request.batch)?;
+    if !request.guidance.is_finite() {
+        bail!("--guidance must be a finite number");
+    }
+    if request.guidance != 1.0 && request.ask == Ask::Nothing {
+        bail!(
+            "--guidance {} needs something to guide towards: give --prompt or --label",
+            request.guidance
+        );
+    }
+    let (groups, truncated) = groups(model, &request.ask, watch)?;
+    let (d, t, dev) = (model.dim(), model.record.steps, device::cpu());
+    let clip = request.clip && model.clips();
+    let denoiser = |condition: &Condition| -> Box<dyn Denoiser + '_> {
+        let guided = Guided::new(&model.denoiser, condition.clone(), request.guidance);
+        if clip {
+            Box::new(Clipped::new(guided, -1.0, 1.0))
+        } else {
+            Box::new(guided)
+        }
+    };
+    let noise = NoiseSource::new(request.seed);
+    let sampler = request.sampler.sampler(t, 0)?;
+    // The grid is fixed on the first group's prompt, or unconditioned for classes.
+    let pilot_condition = match &request.ask {
+        Ask::Prompt(_) if model.reads_prompts() => groups[0].condition.clone(),
+        _ => Condition::None,
+    };
+    let pilot = BatchNoise::new(noise, 0..n.min(PILOT) as u64).prior(d, &dev);
+    let fixed = fix(
+        &sampler,
+        &*denoiser(&pilot_condition),
+        &model.schedule,
+        pilot,
+        t,
+        0,
+        watch,
+    )?;
+    let (mut x, mut labels, mut nfe) = (vec![], vec![], 0);
+    watch.begin("sample", (n * groups.len()) as u64);
+    for (g, group) in groups.iter().enumerate() {
+        let den = denoiser(&group.condition);
+        let rows = (g * n) as u64..((g + 1) * n) as u64;
+        let mut prior = |rows| Ok(BatchNoise::new(noise, rows).prior(d, &dev));
+        let (part, used) = run_batches(
+            &fixed.sampler,
+            &*den,
+            &model.schedule,
+            t,
+            0,
+            rows,
+            request.batch,
+            noise,
+            &mut prior,
+            watch,
+        )?;
+        x.extend(part);
+        nfe = used;
+        if let Some(l) = &group.label {
+            labels.extend(std::iter::repeat_n(l.clone(), n));
+        }
+    }
+    watch.finish();
+    model.record.standardization.invert(&mut x);
+    Ok(Samples {
+        x,
+        dim: d,
+        labels,
+        nfe,
+        fixed,
+        prompt_tokens_before_truncation: truncated,
+    })
+}

@@ -1,0 +1,464 @@
+//! A training run: a new model or one resumed from its folder, the DDPM loss in chunks of
+//! `save_every` steps with a checkpoint after each, an optional weight average, and the loss
+//! history in `loss.csv`.
+//!
+//! The folder's contract: `config.json` (the [`Checkpoint`] record), `model.safetensors` (the
+//! weights to sample with: the average when `ema` is set), `raw.safetensors` (with `ema`, the
+//! trained weights that `resume` continues) and `loss.csv` (step, loss).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use diffuse_core::{NoiseSource, Target, device};
+use diffuse_data::captions::captions;
+use diffuse_nn::{
+    Activation, Checkpoint, Conditioning, Ema, MlpConfig, ModelConfig, NnError, Standardization,
+    TimeEncoding, TrainConfig, UNetConfig,
+};
+
+use crate::generate::text_encoder;
+use crate::report::Report;
+use crate::run::Watch;
+use crate::{dataset, positive, schedule};
+
+/// Rows of the data stream used to fit the standardisation (far from the training rows).
+const FIT_ROWS: std::ops::Range<u64> = (1 << 41)..(1 << 41) + 10_000;
+
+/// The text encoder prompt-conditioned models read.
+const TEXT_ENCODER: &str = "all-MiniLM-L6-v2";
+
+/// A training run's settings.
+#[derive(Debug, Clone)]
+pub struct TrainRun {
+    /// Data to learn (the --data grammar).
+    pub data: String,
+    /// mlp, conditional-mlp, sinusoidal-mlp or unet.
+    pub model: String,
+    /// Number of sin/cos time features of sinusoidal-mlp.
+    pub time_features: usize,
+    /// Channels of the UNet's first level.
+    pub channels: usize,
+    /// Width of the MLP's hidden layers.
+    pub hidden: usize,
+    /// Number of hidden layers.
+    pub depth: usize,
+    /// relu, elu, silu or softplus.
+    pub activation: String,
+    /// The schedule spec.
+    pub schedule: String,
+    /// T, the steps of the diffusion.
+    pub timesteps: usize,
+    /// Optimiser steps (more, when resuming).
+    pub steps: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: Option<f64>,
+    /// Train on the data as they are, not standardised per coordinate.
+    pub no_standardize: bool,
+    /// Clip the gradient norm to this.
+    pub clip: Option<f64>,
+    /// A checkpoint every this many steps (and at the end).
+    pub save_every: usize,
+    /// Continue the model in the folder.
+    pub resume: bool,
+    /// How the model is conditioned.
+    pub cond: Conditioning,
+    /// What the model predicts.
+    pub target: Target,
+    /// Decay of a weight average to sample with.
+    pub ema: Option<f64>,
+    /// Probability of hiding the condition in training (for guidance).
+    pub label_dropout: f64,
+    /// Seed of all randomness.
+    pub seed: u64,
+}
+
+impl TrainRun {
+    /// Seed 003's model (3 x 256 ReLU MLP, T = 1000, linear 1e-4..0.02, Adam 1e-3) on `data`
+    /// for `steps` steps of 256.
+    pub fn new(data: &str, steps: usize) -> Self {
+        Self {
+            data: data.into(),
+            model: "mlp".into(),
+            time_features: 32,
+            channels: 32,
+            hidden: 256,
+            depth: 3,
+            activation: "relu".into(),
+            schedule: "linear:1e-4:0.02".into(),
+            timesteps: 1000,
+            steps,
+            batch: 256,
+            lr: 1e-3,
+            weight_decay: None,
+            no_standardize: false,
+            clip: None,
+            save_every: 1000,
+            resume: false,
+            cond: Conditioning::None,
+            target: Target::Eps,
+            ema: None,
+            label_dropout: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// What a training run did.
+pub struct TrainReport {
+    /// The model's record as saved last.
+    pub record: Checkpoint,
+    /// Every step's loss so far (across resumes).
+    pub losses: Vec<(usize, f64)>,
+    /// The numbers worth keeping: steps, final loss, speed.
+    pub report: Report,
+}
+
+fn activation(name: &str) -> Result<Activation> {
+    Ok(match name {
+        "relu" => Activation::Relu,
+        "elu" => Activation::Elu,
+        "silu" => Activation::Silu,
+        "softplus" => Activation::Softplus,
+        _ => bail!("--activation {name}: expected relu, elu, silu or softplus"),
+    })
+}
+
+/// Trains (or with `resume`, continues) the model of `run` in the folder `dir`.
+pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainReport> {
+    // The MLPs' time encoding; None: the UNet.
+    let time = match run.model.as_str() {
+        "mlp" => Some(TimeEncoding::Appended),
+        "sinusoidal-mlp" => Some(TimeEncoding::Sinusoidal {
+            features: run.time_features,
+        }),
+        "conditional-mlp" => Some(TimeEncoding::PerStep {
+            steps: run.timesteps,
+        }),
+        "unet" => None,
+        other => bail!("--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp or unet"),
+    };
+    if run.time_features == 0 || run.time_features % 2 == 1 {
+        bail!(
+            "--time-features must be a positive even number (got {})",
+            run.time_features
+        );
+    }
+    let data = dataset(&run.data, watch)?;
+    let sched = schedule(&run.schedule, run.timesteps)?;
+    positive("--steps", run.steps)?;
+    positive("--batch", run.batch)?;
+    positive("--hidden", run.hidden)?;
+    positive("--depth", run.depth)?;
+    positive("--save-every", run.save_every)?;
+    if let Some(c) = run.clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        bail!("--clip must be a positive number (got {c})");
+    }
+    let d = data.dim();
+    let class_names: Vec<String> = match run.cond {
+        Conditioning::None => vec![],
+        Conditioning::Sign => vec!["left".into(), "right".into()],
+        Conditioning::Label | Conditioning::Prompt => {
+            let names = data.label_names();
+            if names.is_empty() {
+                bail!(
+                    "--cond {} needs labelled data: a CSV with a 'label' column, or images",
+                    run.cond.as_str()
+                );
+            }
+            names
+        }
+    };
+    if run.cond == Conditioning::Prompt && (time.is_some() || data.image_shape().is_none()) {
+        bail!("--cond prompt is for images with --model unet");
+    }
+    if let Some(e) = run.ema.filter(|e| !(0.0..1.0).contains(e)) {
+        bail!("--ema must be a decay in [0, 1) (got {e})");
+    }
+    if !(0.0..1.0).contains(&run.label_dropout) {
+        bail!(
+            "--label-dropout must be in [0, 1) (got {})",
+            run.label_dropout
+        );
+    }
+    let encoder = if run.cond == Conditioning::Prompt {
+        Some(text_encoder()?)
+    } else {
+        None
+    };
+    let noise = NoiseSource::new(run.seed);
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    let dev = device::cpu().autodiff();
+    let (mut model, mut record, mut ema) = if run.resume {
+        let (m, r) = diffuse_nn::load(dir, &dev).context("--resume")?;
+        if r.ema != run.ema {
+            bail!(
+                "--resume: the model in {} was trained with --ema {:?}, not {:?}",
+                dir.display(),
+                r.ema,
+                run.ema
+            );
+        }
+        // With an average, model.safetensors holds the average and raw.safetensors the weights.
+        let (m, ema) = match r.ema {
+            Some(decay) => {
+                let raw = diffuse_nn::load_weights(&dir.join("raw.safetensors"), &r.model, &dev)
+                    .context("--resume")?;
+                (raw, Some(Ema::starting_at(decay, &m)))
+            }
+            None => (m, None),
+        };
+        if r.data != run.data
+            || r.steps != run.timesteps
+            || r.schedule != sched.name()
+            || r.target != run.target
+            || r.model.time() != time
+        {
+            bail!(
+                "--resume: the model in {} was trained on --data {} with {} over {} steps (a {:?} model)",
+                dir.display(),
+                r.data,
+                r.schedule,
+                r.steps,
+                r.model.time()
+            );
+        }
+        (Some(m), r, ema)
+    } else {
+        let record = new_record(
+            run,
+            &data,
+            sched.name(),
+            &class_names,
+            time,
+            encoder.as_ref(),
+            &noise,
+        )?;
+        (None, record, run.ema.map(Ema::new))
+    };
+    // The sentence embeddings of every class's captions, computed once.
+    let encoder = match encoder {
+        None if record.cond == Conditioning::Prompt => Some(text_encoder()?),
+        e => e,
+    };
+    let prompts: Vec<Vec<Vec<f32>>> = match &encoder {
+        Some(e) => record
+            .captions
+            .iter()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| Ok(e.encode(c)?.embedding))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?,
+        None => vec![],
+    };
+    if !prompts.is_empty() {
+        // A label asks for the embedding of the class's first caption.
+        record.label_embeddings = prompts.iter().map(|p| p[0].clone()).collect();
+    }
+    let draw = |rows: std::ops::Range<u64>| {
+        let mut x = data.sample(&noise, rows.clone());
+        let labels = match record.cond {
+            // Seed 000: "left" below zero, "right" above.
+            Conditioning::Sign => Some(x.chunks(d).map(|r| usize::from(r[0] >= 0.0)).collect()),
+            Conditioning::Label | Conditioning::Prompt => data.sample_labels(&noise, rows),
+            Conditioning::None => None,
+        };
+        record.standardization.apply(&mut x);
+        (x, labels)
+    };
+    let loss_path = dir.join("loss.csv");
+    let mut losses: Vec<(usize, f64)> = if run.resume {
+        read_losses(&loss_path)
+    } else {
+        vec![]
+    };
+    let target = record.trained_steps + run.steps;
+    let mut step = record.trained_steps;
+    watch.begin("train", run.steps as u64);
+    let started = Instant::now();
+    while step < target {
+        let chunk = run.save_every.min(target - step);
+        let tc = TrainConfig {
+            steps: chunk,
+            batch: run.batch,
+            lr: run.lr,
+            weight_decay: run.weight_decay,
+            clip: run.clip,
+            seed: run.seed,
+            label_dropout: run.label_dropout,
+            prompts: prompts.clone(),
+            target: run.target,
+        };
+        let trained = diffuse_nn::train(
+            &record.model,
+            model.take(),
+            &sched,
+            &draw,
+            &tc,
+            step,
+            ema.as_mut(),
+            &mut |k, l| {
+                losses.push((k, l));
+                watch.advance(1);
+            },
+        );
+        let trained = match trained {
+            Err(NnError::Diverged { step: k, loss }) => {
+                write_losses(&loss_path, &losses)?;
+                bail!(
+                    "the loss became {loss} at step {k}: training stopped; the last checkpoint in {} is kept",
+                    dir.display()
+                );
+            }
+            other => other?,
+        };
+        step += chunk;
+        if ema.is_some() {
+            diffuse_nn::save_weights(&dir.join("raw.safetensors"), &trained.valid())?;
+        }
+        let for_sampling = match &ema {
+            Some(e) => e.apply(trained.valid()),
+            None => trained.valid(),
+        };
+        diffuse_nn::save(
+            dir,
+            &for_sampling,
+            &Checkpoint {
+                trained_steps: step,
+                ..record.clone()
+            },
+        )?;
+        model = Some(trained);
+    }
+    watch.finish();
+    let elapsed = started.elapsed().as_secs_f64();
+    write_losses(&loss_path, &losses)?;
+    let tail: Vec<f64> = losses.iter().rev().take(100).map(|p| p.1).collect();
+    let mut report = Report::new();
+    report.set("data", run.data.clone());
+    report.set("model", serde_json::to_value(&record.model)?);
+    report.set("schedule", sched.name());
+    report.set("timesteps", run.timesteps);
+    report.set("trained_steps", step);
+    report.set("batch", run.batch);
+    report.num("lr", run.lr);
+    if let Some(w) = run.weight_decay {
+        report.num("weight_decay", w);
+    }
+    report.num(
+        "final_loss_mean_of_last_100",
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+    );
+    report.num("steps_per_second", run.steps as f64 / elapsed);
+    record.trained_steps = step;
+    Ok(TrainReport {
+        record,
+        losses,
+        report,
+    })
+}
+
+/// The record of a new model: its architecture from the run and the data, the data's
+/// standardisation, its classes and (for prompts) captions.
+fn new_record(
+    run: &TrainRun,
+    data: &diffuse_data::Dataset,
+    schedule_name: &str,
+    class_names: &[String],
+    time: Option<TimeEncoding>,
+    encoder: Option<&diffuse_text::TextEncoder>,
+    noise: &NoiseSource,
+) -> Result<Checkpoint> {
+    let d = data.dim();
+    // Images are already in [-1, 1], the scale image diffusion models are trained at.
+    let std = if run.no_standardize || data.image_shape().is_some() {
+        Standardization::identity(d)
+    } else {
+        Standardization::fit(&data.sample(noise, FIT_ROWS), d)
+    };
+    let cfg: ModelConfig = match (time, data.image_shape()) {
+        (Some(time), _) => MlpConfig {
+            classes: class_names.len(),
+            dim: d,
+            hidden: run.hidden,
+            depth: run.depth,
+            activation: activation(&run.activation)?,
+            time,
+        }
+        .into(),
+        (None, Some((h, w))) => {
+            positive("--channels", run.channels)?;
+            // Halve the image twice when it allows it (28 -> 14 -> 7), else once or never.
+            let mults = if h.is_multiple_of(4) && w.is_multiple_of(4) {
+                vec![1, 2, 2]
+            } else if h.is_multiple_of(2) && w.is_multiple_of(2) {
+                vec![1, 2]
+            } else {
+                vec![1]
+            };
+            let (classes, text) = match encoder {
+                Some(e) => (0, e.dim()),
+                None => (class_names.len(), 0),
+            };
+            UNetConfig {
+                mults,
+                channels: run.channels,
+                text,
+                ..UNetConfig::small(h, w, classes)
+            }
+            .into()
+        }
+        (None, None) => bail!(
+            "--model unet needs image data (--data fashion-mnist, digits, mnist:DIR or images:DIR)"
+        ),
+    };
+    cfg.validate().context("--model")?;
+    let mut record = Checkpoint::new(
+        cfg,
+        schedule_name.into(),
+        run.timesteps,
+        std,
+        run.data.clone(),
+        0,
+    );
+    record.cond = run.cond;
+    record.classes = class_names.to_vec();
+    record.target = run.target;
+    record.ema = run.ema;
+    if encoder.is_some() {
+        record.text_encoder = Some(TEXT_ENCODER.into());
+        record.captions = class_names.iter().map(|c| captions(c)).collect();
+    }
+    Ok(record)
+}
+
+fn write_losses(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
+    let mut s = String::from("step,loss\n");
+    for (k, l) in losses {
+        s.push_str(&format!("{k},{l}\n"));
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, s)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_losses(path: &Path) -> Vec<(usize, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(',')?;
+            Some((k.parse().ok()?, v.parse().ok()?))
+        })
+        .collect()
+}
