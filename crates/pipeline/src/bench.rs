@@ -11,7 +11,9 @@ use diffuse_core::samplers::{
     self, BatchNoise, GridKind, Sampler, SigmaMethod, SigmaRange, Variance,
 };
 use diffuse_core::tensor::to_vec;
-use diffuse_core::{Clipped, Condition, Guided, NoiseSource, Schedule, Stream, Target, device};
+use diffuse_core::{
+    Clipped, Condition, Denoiser, Guided, NoiseSource, Schedule, Stream, Target, device,
+};
 use diffuse_data::Dataset;
 use diffuse_nn::{
     Activation, LearnedDenoiser, MlpConfig, ModelConfig, TimeEncoding, TrainConfig, UNetConfig,
@@ -59,6 +61,38 @@ fn train_config(steps: usize, batch: usize, seed: u64) -> TrainConfig {
     }
 }
 
+/// The median seconds of `repeats` runs of `sampler` on `n` samples of dimension `d` from the
+/// prior over the schedule's 1000 steps, read back to the host.
+fn time_sampling(
+    sampler: &Sampler,
+    den: &dyn Denoiser,
+    sched: &Schedule,
+    n: usize,
+    d: usize,
+    repeats: usize,
+    noise: &NoiseSource,
+) -> Result<f64> {
+    let dev = device::default_device();
+    let mut times = vec![];
+    for _ in 0..repeats {
+        let batch = BatchNoise::new(*noise, 0..n as u64);
+        let start = Instant::now();
+        let (x, _) = samplers::run(
+            sampler,
+            den,
+            sched,
+            batch.prior(d, &dev),
+            1000,
+            0,
+            &batch,
+            &mut samplers::silent,
+        )?;
+        let _ = to_vec(&x)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
 /// The shipped Fashion-MNIST model's architecture (28x28, prompt-conditioned on 384-wide
 /// embeddings): training steps per second at batch 64 on random images and prompts, and the
 /// seconds to sample 100 images with 20-NFE DPM-Solver++(2M) at guidance 3 (two forwards per
@@ -87,7 +121,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         let labels = rows.map(|r| (r % 10) as usize).collect();
         (x, Some(labels))
     };
-    let (mut rates, mut times) = (vec![], vec![]);
+    let mut rates = vec![];
     let mut model = None;
     for _ in 0..b.repeats {
         let tc = TrainConfig {
@@ -112,23 +146,8 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         steps: 20,
         range: SigmaRange::FULL,
     };
-    for _ in 0..b.repeats {
-        let batch = BatchNoise::new(*noise, 0..100);
-        let start = Instant::now();
-        let (x, _) = samplers::run(
-            &chosen,
-            &den,
-            &sched,
-            batch.prior(d, &dev),
-            1000,
-            0,
-            &batch,
-            &mut samplers::silent,
-        )?;
-        let _ = to_vec(&x)?;
-        times.push(start.elapsed().as_secs_f64());
-    }
-    Ok((median(rates), median(times)))
+    let seconds = time_sampling(&chosen, &den, &sched, 100, d, b.repeats, noise)?;
+    Ok((median(rates), seconds))
 }
 
 /// Runs the timings; `say` hears one line per result as it comes.
@@ -181,24 +200,8 @@ pub fn bench(b: &BenchRun, say: &mut dyn FnMut(String)) -> Result<Report> {
         1000,
         0,
     );
-    let mut times = vec![];
-    for _ in 0..b.repeats {
-        let batch = BatchNoise::new(noise, 0..b.sample_n as u64);
-        let start = Instant::now();
-        let (x, _) = samplers::run(
-            &Sampler::Ddpm(Variance::Beta),
-            &den,
-            &sched,
-            batch.prior(2, &dev),
-            1000,
-            0,
-            &batch,
-            &mut samplers::silent,
-        )?;
-        let _ = to_vec(&x)?;
-        times.push(start.elapsed().as_secs_f64());
-    }
-    let t = median(times);
+    let ddpm = Sampler::Ddpm(Variance::Beta);
+    let t = time_sampling(&ddpm, &den, &sched, b.sample_n, 2, b.repeats, &noise)?;
     say(format!(
         "sample {} points, 1000 DDPM steps: {t:.2} s",
         b.sample_n

@@ -33,7 +33,7 @@ mod undiffuse;
 
 pub use forward::{Diffused, Forward, diffuse};
 pub use generate::{Ask, Request, Samples, generate};
-pub use likelihood::{Likelihoods, log_likelihoods};
+pub use likelihood::{Density, Likelihoods, log_likelihoods};
 pub use load::{Loaded, load, load_on};
 pub use report::Report;
 pub use run::{PILOT, Silent, Watch, batches, fix, run_batches};

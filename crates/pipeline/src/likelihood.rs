@@ -8,8 +8,55 @@ use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device};
 use diffuse_nn::Standardization;
 
 use crate::eval::mean_var;
+use crate::load::Loaded;
 use crate::report::Report;
 use crate::run::{Watch, batches};
+use crate::{dataset, positive, schedule};
+
+/// A density defined by a denoiser and its schedule.
+pub struct Density {
+    /// The denoiser.
+    pub denoiser: Box<dyn Denoiser>,
+    /// Its schedule (the last step must reach N(0, I): the prior).
+    pub schedule: Schedule,
+    /// A model's standardisation of the data, so that log p(x) = log p_z(z) + ln |dz/dx|.
+    pub standardization: Option<Standardization>,
+    /// The density itself, when it is known in closed form.
+    pub truth: Option<Mixture>,
+}
+
+impl Density {
+    /// A trained model's density, in the data's units (unconditional).
+    pub fn of_model(model: Loaded) -> Self {
+        Self {
+            denoiser: Box::new(model.denoiser),
+            schedule: model.schedule,
+            standardization: Some(model.record.standardization),
+            truth: None,
+        }
+    }
+
+    /// The density of the exact denoiser of `data` (its empirical law on `reference` points
+    /// for a toy set) under `schedule` with T = `steps`.
+    pub fn of_data(
+        data: &str,
+        schedule_spec: &str,
+        steps: usize,
+        reference: usize,
+        seed: u64,
+        watch: &mut dyn Watch,
+    ) -> Result<Self> {
+        let data = dataset(data, watch)?;
+        positive("--reference", reference)?;
+        let exact = data.exact(reference, &NoiseSource::new(seed))?;
+        Ok(Self {
+            denoiser: Box::new(exact.denoiser(&device::default_device())),
+            schedule: schedule(schedule_spec, steps)?,
+            standardization: None,
+            truth: data.analytic().filter(|q| q.is_continuous()).cloned(),
+        })
+    }
+}
 
 /// Log-likelihoods of points and their summary.
 pub struct Likelihoods {
@@ -22,15 +69,9 @@ pub struct Likelihoods {
     pub report: Report,
 }
 
-/// The log-likelihood of every row of `x` (dimension `d`) under the density that `denoiser`
-/// and `schedule` define; `standardization`: the model's, so that log p(x) = log p_z(z) +
-/// ln |dz/dx|; `truth`: the density itself, for the error.
-#[allow(clippy::too_many_arguments)]
+/// The log-likelihood under `density` of every row of `x` (dimension `d`), in batches.
 pub fn log_likelihoods(
-    denoiser: &dyn Denoiser,
-    schedule: &Schedule,
-    standardization: Option<&Standardization>,
-    truth: Option<&Mixture>,
+    density: &Density,
     x: &[f64],
     d: usize,
     config: LikelihoodConfig,
@@ -47,7 +88,7 @@ pub fn log_likelihoods(
     for rows in batches(n, batch) {
         let (s, e) = (rows.start as usize, rows.end as usize);
         let mut z = x[s * d..e * d].to_vec();
-        let log_det = match standardization {
+        let log_det = match &density.standardization {
             Some(st) => {
                 st.apply(&mut z);
                 st.log_det()
@@ -55,7 +96,14 @@ pub fn log_likelihoods(
             None => 0.0,
         };
         let xt = from_flat(&z, e - s, d, &dev);
-        let (part, evals) = log_likelihood(denoiser, schedule, &xt, config, &noise, rows.start)?;
+        let (part, evals) = log_likelihood(
+            &*density.denoiser,
+            &density.schedule,
+            &xt,
+            config,
+            &noise,
+            rows.start,
+        )?;
         ll.extend(part.into_iter().map(|l| l + log_det));
         nfe += evals;
         watch.advance((e - s) as u64);
@@ -70,7 +118,7 @@ pub fn log_likelihoods(
     report.num("nll_nats", m);
     report.num("stderr", (v / n as f64).sqrt());
     report.num("bits_per_dim", m / (d as f64 * std::f64::consts::LN_2));
-    if let Some(q) = truth {
+    if let Some(q) = &density.truth {
         let truth: Vec<f64> = x.chunks(d).map(|row| -q.log_density(row)).collect();
         let (tm, _) = mean_var(&truth);
         report.num("true_nll_nats", tm);
