@@ -6,17 +6,15 @@ use anyhow::{Context, Result, ensure};
 use diffuse_core::samplers::{SamplerName, SamplerSpec};
 use diffuse_pipeline::{Request, Silent, TrainRun, eval, generate, load, train};
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("diffuse-spiral-{}", std::process::id()));
     let run = TrainRun {
         batch: 128,
         ..TrainRun::new("spiral", 4000)
     };
     let trained = train(&run, &dir, &mut Silent)?;
-    println!(
-        "trained: {:?}",
-        trained.report.get("final_loss_mean_of_last_100")
-    );
+    let loss = trained.report.get("final_loss_mean_of_last_100");
+    println!("trained 4000 steps; mean loss of the last 100: {loss:?}");
 
     let model = load(&dir)?;
     let request = Request {
@@ -31,7 +29,7 @@ fn main() -> Result<()> {
         .report
         .get("excess_energy_distance")
         .and_then(|v| v.as_f64());
-    println!("excess energy distance to the spiral: {excess:?} (0 for a perfect sampler)");
+    println!("excess energy distance to the spiral: {excess:?} (0: as close as fresh draws)");
     std::fs::remove_dir_all(&dir)?;
     ensure!(
         excess.is_some_and(|e| e < EXCESS),
