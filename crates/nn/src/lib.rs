@@ -12,6 +12,7 @@ mod denoiser;
 mod ema;
 mod mlp;
 mod model;
+pub mod sd;
 mod train;
 pub mod unet;
 
