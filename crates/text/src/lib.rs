@@ -7,9 +7,11 @@
 //! (`tests/fixtures/minilm.json`).
 
 mod bert;
+mod clip;
 mod encoder;
 
 pub use bert::{Bert, BertConfig};
+pub use clip::{ClipTokenizer, ClipTokens};
 pub use encoder::{ENV_VAR, Encoding, PACKAGE_SUBDIR, TextEncoder, default_folder};
 
 use thiserror::Error;
