@@ -26,6 +26,7 @@ mod likelihood;
 mod load;
 mod report;
 mod run;
+pub mod sd;
 pub mod shipped;
 pub mod study;
 mod train;

@@ -127,6 +127,7 @@ impl ClipText {
             v: "v_proj",
             out: "out_proj",
             qkv_bias: true,
+            accept_1x1: false,
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -171,10 +172,15 @@ impl ClipText {
     /// vocabulary size and L at most `max_position_embeddings` (the tokenizer guarantees both).
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [_, l] = ids.dims();
-        let x =
-            embedding(self.tokens.val(), ids) + self.positions.val().slice([0..l]).unsqueeze::<3>();
+        let x = embedding(self.tokens.val(), ids)
+            + self.positions.val().narrow(0, 0, l).unsqueeze::<3>();
         let x = self.layers.iter().fold(x, |x, layer| layer.forward(x));
         self.final_norm.forward(x)
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.tokens.val().device()
     }
 
     /// The vocabulary size (ids must be below it).

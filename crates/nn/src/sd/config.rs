@@ -60,7 +60,7 @@ fn refuse_unsupported(
     path: &Path,
     raw: &Map<String, Value>,
     honoured: &[&str],
-    fixed: &[(&str, &[Value])],
+    fixed: &[(&str, Vec<Value>)],
 ) -> Result<()> {
     for (key, value) in raw {
         if key.starts_with('_') || honoured.contains(&key.as_str()) {
@@ -206,37 +206,41 @@ impl UnetConfig {
             // Used only with an addition embedding, which is refused below.
             "addition_embed_type_num_heads",
         ];
-        let null = Value::Null;
-        let f = Value::Bool(false);
-        let fixed: &[(&str, &[Value])] = &[
-            ("act_fn", &[Value::from("silu")]),
-            ("center_input_sample", &[f.clone()]),
-            ("mid_block_type", &[Value::from("UNetMidBlock2DCrossAttn")]),
-            ("only_cross_attention", &[f.clone()]),
-            ("dual_cross_attention", &[f.clone()]),
-            ("class_embed_type", &[null.clone()]),
-            ("addition_embed_type", &[null.clone()]),
-            ("addition_time_embed_dim", &[null.clone()]),
-            ("num_class_embeds", &[null.clone()]),
-            ("projection_class_embeddings_input_dim", &[null.clone()]),
-            ("class_embeddings_concat", &[f.clone()]),
-            ("encoder_hid_dim", &[null.clone()]),
-            ("encoder_hid_dim_type", &[null.clone()]),
-            ("num_attention_heads", &[null.clone()]),
-            ("resnet_time_scale_shift", &[Value::from("default")]),
-            ("resnet_skip_time_act", &[f.clone()]),
-            ("resnet_out_scale_factor", &[Value::from(1.0)]),
-            ("time_embedding_type", &[Value::from("positional")]),
-            ("time_embedding_dim", &[null.clone()]),
-            ("time_embedding_act_fn", &[null.clone()]),
-            ("timestep_post_act", &[null.clone()]),
-            ("time_cond_proj_dim", &[null.clone()]),
-            ("conv_in_kernel", &[Value::from(3)]),
-            ("conv_out_kernel", &[Value::from(3)]),
-            ("attention_type", &[Value::from("default")]),
-            ("mid_block_only_cross_attention", &[null.clone(), f.clone()]),
-            ("cross_attention_norm", &[null.clone()]),
-            ("reverse_transformer_layers_per_block", &[null.clone()]),
+        let fixed: &[(&str, Vec<Value>)] = &[
+            ("act_fn", vec![Value::from("silu")]),
+            ("center_input_sample", vec![Value::Bool(false)]),
+            (
+                "mid_block_type",
+                vec![Value::from("UNetMidBlock2DCrossAttn")],
+            ),
+            ("only_cross_attention", vec![Value::Bool(false)]),
+            ("dual_cross_attention", vec![Value::Bool(false)]),
+            ("class_embed_type", vec![Value::Null]),
+            ("addition_embed_type", vec![Value::Null]),
+            ("addition_time_embed_dim", vec![Value::Null]),
+            ("num_class_embeds", vec![Value::Null]),
+            ("projection_class_embeddings_input_dim", vec![Value::Null]),
+            ("class_embeddings_concat", vec![Value::Bool(false)]),
+            ("encoder_hid_dim", vec![Value::Null]),
+            ("encoder_hid_dim_type", vec![Value::Null]),
+            ("num_attention_heads", vec![Value::Null]),
+            ("resnet_time_scale_shift", vec![Value::from("default")]),
+            ("resnet_skip_time_act", vec![Value::Bool(false)]),
+            ("resnet_out_scale_factor", vec![Value::from(1.0)]),
+            ("time_embedding_type", vec![Value::from("positional")]),
+            ("time_embedding_dim", vec![Value::Null]),
+            ("time_embedding_act_fn", vec![Value::Null]),
+            ("timestep_post_act", vec![Value::Null]),
+            ("time_cond_proj_dim", vec![Value::Null]),
+            ("conv_in_kernel", vec![Value::from(3)]),
+            ("conv_out_kernel", vec![Value::from(3)]),
+            ("attention_type", vec![Value::from("default")]),
+            (
+                "mid_block_only_cross_attention",
+                vec![Value::Null, Value::Bool(false)],
+            ),
+            ("cross_attention_norm", vec![Value::Null]),
+            ("reverse_transformer_layers_per_block", vec![Value::Null]),
         ];
         refuse_unsupported(&path, &raw, &honoured, fixed)?;
         let config: UnetConfig =
@@ -386,12 +390,11 @@ impl VaeConfig {
             // Only says to run the VAE in f32 when the rest is f16; this VAE always is.
             "force_upcast",
         ];
-        let null = Value::Null;
-        let fixed: &[(&str, &[Value])] = &[
-            ("act_fn", &[Value::from("silu")]),
-            ("shift_factor", &[null.clone(), Value::from(0.0)]),
-            ("latents_mean", &[null.clone()]),
-            ("latents_std", &[null.clone()]),
+        let fixed: &[(&str, Vec<Value>)] = &[
+            ("act_fn", vec![Value::from("silu")]),
+            ("shift_factor", vec![Value::Null, Value::from(0.0)]),
+            ("latents_mean", vec![Value::Null]),
+            ("latents_std", vec![Value::Null]),
         ];
         refuse_unsupported(&path, &raw, &honoured, fixed)?;
         let c: VaeConfig =

@@ -23,22 +23,39 @@ pub struct Linear {
 impl Linear {
     /// `{name}.weight` `[d_out, d_in]` and, when `bias`, `{name}.bias`.
     pub fn load(w: &Weights, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+        let weight = w.tensor(&format!("{name}.weight"), [d_out, d_in])?;
+        Self::with(w, name, weight, bias)
+    }
+
+    /// As [`Linear::load`], also accepting the weight stored as a 1x1 convolution
+    /// `[d_out, d_in, 1, 1]`, as some old VAE files store their attention.
+    pub fn load_1x1(
+        w: &Weights,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let wname = format!("{name}.weight");
-        // Some old files store these as 1x1 convolutions, [out, in, 1, 1].
-        let weight = if w.shape(&wname) == Some(&[d_out, d_in, 1, 1][..]) {
-            w.tensor(&wname, [d_out, d_in, 1, 1])?
-                .reshape([d_out, d_in])
+        if w.shape(&wname) == Some(&[d_out, d_in, 1, 1][..]) {
+            let weight = w
+                .tensor(&wname, [d_out, d_in, 1, 1])?
+                .reshape([d_out, d_in]);
+            Self::with(w, name, weight, bias)
         } else {
-            w.tensor(&wname, [d_out, d_in])?
+            Self::load(w, name, d_in, d_out, bias)
         }
-        .transpose();
+    }
+
+    fn with(w: &Weights, name: &str, weight: Tensor<2>, bias: bool) -> Result<Self> {
+        let d_out = weight.dims()[0];
         let bias = if bias {
             Some(w.param(&format!("{name}.bias"), [d_out])?)
         } else {
             None
         };
         Ok(Self {
-            weight: Param::from_tensor(weight).set_require_grad(false),
+            weight: Param::from_tensor(weight.transpose()).set_require_grad(false),
             bias,
         })
     }
@@ -188,6 +205,8 @@ pub struct AttentionNames<'a> {
     pub out: &'a str,
     /// Whether q, k and v carry a bias (the output always does).
     pub qkv_bias: bool,
+    /// Whether weights stored as 1x1 convolutions are accepted.
+    pub accept_1x1: bool,
 }
 
 impl Attention {
@@ -207,11 +226,16 @@ impl Attention {
             )));
         }
         let p = |n: &str| format!("{prefix}.{n}");
+        let lin = if names.accept_1x1 {
+            Linear::load_1x1
+        } else {
+            Linear::load
+        };
         Ok(Self {
-            q: Linear::load(w, &p(names.q), dim, dim, names.qkv_bias)?,
-            k: Linear::load(w, &p(names.k), context_dim, dim, names.qkv_bias)?,
-            v: Linear::load(w, &p(names.v), context_dim, dim, names.qkv_bias)?,
-            out: Linear::load(w, &p(names.out), dim, dim, true)?,
+            q: lin(w, &p(names.q), dim, dim, names.qkv_bias)?,
+            k: lin(w, &p(names.k), context_dim, dim, names.qkv_bias)?,
+            v: lin(w, &p(names.v), context_dim, dim, names.qkv_bias)?,
+            out: lin(w, &p(names.out), dim, dim, true)?,
             heads,
             causal,
         })

@@ -25,6 +25,7 @@ const UNET_ATTENTION: AttentionNames<'static> = AttentionNames {
     v: "to_v",
     out: "to_out.0",
     qkv_bias: false,
+    accept_1x1: false,
 };
 
 /// Self-attention, cross-attention and a GEGLU feed-forward, each pre-LayerNorm and residual.

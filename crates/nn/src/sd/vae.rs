@@ -36,6 +36,7 @@ impl MidAttention {
                 v: "value",
                 out: "proj_attn",
                 qkv_bias: true,
+                accept_1x1: true,
             }
         } else {
             AttentionNames {
@@ -44,6 +45,7 @@ impl MidAttention {
                 v: "to_v",
                 out: "to_out.0",
                 qkv_bias: true,
+                accept_1x1: true,
             }
         };
         Ok(Self {

@@ -15,6 +15,9 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::{NnError, Result};
 
+/// Where a tensor is in its file: dtype, shape, byte range within the data section.
+type Entry = (Dtype, Vec<usize>, (usize, usize));
+
 /// One mapped file and its parsed header.
 struct Mapped {
     path: PathBuf,
@@ -22,7 +25,7 @@ struct Mapped {
     /// Bytes before the data section (8 + header length).
     start: usize,
     /// Name -> (dtype, shape, byte range within the data section).
-    tensors: BTreeMap<String, (Dtype, Vec<usize>, (usize, usize))>,
+    tensors: BTreeMap<String, Entry>,
 }
 
 /// The tensors of one component, by name.
