@@ -26,7 +26,7 @@ fn max_err<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
-pub fn check_runs(folder: &Path, latent_tol: f32, image_tol: f32) {
+fn check_runs(folder: &Path, latent_tol: f32, image_tol: f32) {
     let device = Device::flex();
     let sd = StableDiffusion::load(folder, &device).expect("pipeline");
     let dir = folder.parent().expect("parent");
@@ -76,4 +76,17 @@ pub fn check_runs(folder: &Path, latent_tol: f32, image_tol: f32) {
 fn tiny_runs_match_diffusers() {
     check_runs(&tiny("tiny-sd1"), 1e-4, 1e-4);
     check_runs(&tiny("tiny-sd2"), 1e-4, 1e-4);
+}
+
+/// The full-size SD 1.x and 2.x architectures (random weights) of `scripts/sd-fixtures.py --full`:
+/// a 2-step guided DDIM run at 512x512 (SD 1.x) and 768x768 (SD 2.x, v-prediction).
+#[test]
+#[ignore = "needs the full-size pipelines of scripts/sd-fixtures.py --full in $DIFFUSE_SD_FULL"]
+fn full_size_runs_match_diffusers() {
+    let dir = PathBuf::from(std::env::var_os("DIFFUSE_SD_FULL").expect("set DIFFUSE_SD_FULL"));
+    for name in ["sd1-full", "sd2-full"] {
+        let t0 = std::time::Instant::now();
+        check_runs(&dir.join(name), 1e-3, 1e-3);
+        println!("{name}: {:.1} s", t0.elapsed().as_secs_f64());
+    }
 }
