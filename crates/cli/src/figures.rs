@@ -303,7 +303,7 @@ pub fn animate(path: &Path, frames: &[Vec<f64>], h: usize, w: usize) -> Result<(
     let (mut gw, mut gh) = (0, 0);
     for f in frames {
         let images: Vec<Vec<u8>> = f.chunks(h * w).map(to_pixels).collect();
-        let (g, a, b) = grid(&images, w, h, 8);
+        let (g, a, b) = grid(&images, w, h, 1, 8);
         (gw, gh) = (a, b);
         tiles.push(g);
     }
@@ -311,7 +311,7 @@ pub fn animate(path: &Path, frames: &[Vec<f64>], h: usize, w: usize) -> Result<(
     if let Some(last) = delays.last_mut() {
         *last = 200;
     }
-    write_gif(path, &tiles, gw, gh, &delays)?;
+    write_gif(path, &tiles, gw, gh, 1, &delays)?;
     Ok(())
 }
 
@@ -324,9 +324,57 @@ pub fn write_images(dir: &Path, x: &[f64], h: usize, w: usize) -> Result<()> {
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let images: Vec<Vec<u8>> = x.chunks(h * w).map(to_pixels).collect();
     for (i, px) in images.iter().enumerate() {
-        write_png(&folder.join(format!("{i:04}.png")), px, w, h)?;
+        write_png(&folder.join(format!("{i:04}.png")), px, w, h, 1)?;
     }
-    let (g, gw, gh) = grid(&images[..images.len().min(100)], w, h, 10);
-    write_png(&dir.join("grid.png"), &g, gw, gh)?;
+    let (g, gw, gh) = grid(&images[..images.len().min(100)], w, h, 1, 10);
+    write_png(&dir.join("grid.png"), &g, gw, gh, 1)?;
+    Ok(())
+}
+
+/// Colour pictures (8-bit RGB, interleaved) as `dir/images/NNNN.png` and all of them (at most
+/// 100) tiled in `columns` columns as `dir/<grid_name>`.
+pub fn write_rgb_images(
+    dir: &Path,
+    images: &[Vec<u8>],
+    w: usize,
+    h: usize,
+    columns: usize,
+    grid_name: &str,
+) -> Result<()> {
+    use diffuse_data::images::{grid, write_png};
+    let folder = dir.join("images");
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    for (i, px) in images.iter().enumerate() {
+        write_png(&folder.join(format!("{i:04}.png")), px, w, h, 3)?;
+    }
+    let (g, gw, gh) = grid(&images[..images.len().min(100)], w, h, 3, columns);
+    write_png(&dir.join(grid_name), &g, gw, gh, 3)?;
+    Ok(())
+}
+
+/// Colour frames (each a list of RGB pictures, tiled `columns` wide) as a looping GIF, the last
+/// frame held for two seconds.
+pub fn animate_rgb(
+    path: &Path,
+    frames: &[Vec<Vec<u8>>],
+    w: usize,
+    h: usize,
+    columns: usize,
+    delay: u16,
+) -> Result<()> {
+    use diffuse_data::images::{grid, write_gif};
+    let mut tiles = vec![];
+    let (mut gw, mut gh) = (0, 0);
+    for f in frames {
+        let (g, a, b) = grid(f, w, h, 3, columns);
+        (gw, gh) = (a, b);
+        tiles.push(g);
+    }
+    let mut delays = vec![delay; tiles.len()];
+    if let Some(last) = delays.last_mut() {
+        *last = 200;
+    }
+    write_gif(path, &tiles, gw, gh, 3, &delays)?;
     Ok(())
 }

@@ -322,47 +322,78 @@ pub fn read_image_folder(dir: &Path) -> Result<ImageSet> {
     .check(&dir.display().to_string())
 }
 
-/// Writes 8-bit grayscale pixels as a PNG, through a temporary file.
-pub fn write_png(path: &Path, pixels: &[u8], width: usize, height: usize) -> Result<()> {
+/// Writes 8-bit pixels as a PNG, through a temporary file: `channels` 1 (gray) or 3 (RGB,
+/// interleaved).
+pub fn write_png(
+    path: &Path,
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> Result<()> {
+    let color = match channels {
+        1 => image::ColorType::L8,
+        3 => image::ColorType::Rgb8,
+        c => return Err(bad(path, format!("cannot write {c}-channel images"))),
+    };
     let tmp = path.with_extension("png.tmp");
     image::save_buffer_with_format(
         &tmp,
         pixels,
         width as u32,
         height as u32,
-        image::ColorType::L8,
+        color,
         image::ImageFormat::Png,
     )
     .map_err(|e| bad(path, format!("cannot write the image ({e})")))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Writes 8-bit grayscale frames (each `width x height`) as a looping GIF, atomically; frame k
-/// shows for `delays[k]` hundredths of a second (the last delay repeats for missing entries).
+/// An image file (PNG or JPEG) as 8-bit RGB: `(width, height, pixels)`, interleaved.
+pub fn read_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    let img = image::open(path)
+        .map_err(|e| bad(path, format!("not a readable image ({e})")))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok((w as usize, h as usize, img.into_raw()))
+}
+
+/// Writes 8-bit frames (each `width x height`, `channels` 1 or 3) as a looping GIF,
+/// atomically; frame k shows for `delays[k]` hundredths of a second (the last delay repeats for
+/// missing entries). Colour frames are quantised to a 256-colour palette each.
 pub fn write_gif(
     path: &Path,
     frames: &[Vec<u8>],
     width: usize,
     height: usize,
+    channels: usize,
     delays: &[u16],
 ) -> Result<()> {
     let (w, h) = (
         u16::try_from(width).map_err(|_| bad(path, "a GIF is at most 65535 pixels wide"))?,
         u16::try_from(height).map_err(|_| bad(path, "a GIF is at most 65535 pixels high"))?,
     );
-    if frames.is_empty() || frames.iter().any(|f| f.len() != width * height) {
+    if !matches!(channels, 1 | 3) {
+        return Err(bad(path, format!("cannot write {channels}-channel frames")));
+    }
+    if frames.is_empty() || frames.iter().any(|f| f.len() != width * height * channels) {
         return Err(bad(path, "every frame must have width x height pixels"));
     }
-    // A palette of the 256 grays: pixel values are palette indices.
+    // Gray frames: a palette of the 256 grays, pixel values are palette indices.
     let palette: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
     let tmp = path.with_extension("gif.tmp");
     let file = std::fs::File::create(&tmp).map_err(io(path))?;
     let gif_err = |e: gif::EncodingError| bad(path, format!("cannot write the animation ({e})"));
+    let global: &[u8] = if channels == 1 { &palette } else { &[] };
     let mut enc =
-        gif::Encoder::new(std::io::BufWriter::new(file), w, h, &palette).map_err(gif_err)?;
+        gif::Encoder::new(std::io::BufWriter::new(file), w, h, global).map_err(gif_err)?;
     enc.set_repeat(gif::Repeat::Infinite).map_err(gif_err)?;
     for (k, f) in frames.iter().enumerate() {
-        let mut frame = gif::Frame::from_indexed_pixels(w, h, f.clone(), None);
+        let mut frame = if channels == 1 {
+            gif::Frame::from_indexed_pixels(w, h, f.clone(), None)
+        } else {
+            gif::Frame::from_rgb_speed(w, h, f, 10)
+        };
         frame.delay = delays.get(k).or(delays.last()).copied().unwrap_or(10);
         enc.write_frame(&frame).map_err(gif_err)?;
     }
@@ -370,12 +401,14 @@ pub fn write_gif(
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Tiles images (each `height x width`) into a grid of `columns` columns with a 1-pixel gap,
-/// scaled up by an integer factor so that each tile is at least 56 pixels wide.
+/// Tiles images (each `height x width` with `channels` interleaved) into a grid of `columns`
+/// columns with a 1-pixel gap, scaled up by an integer factor so that each tile is at least 56
+/// pixels wide.
 pub fn grid(
     images: &[Vec<u8>],
     width: usize,
     height: usize,
+    channels: usize,
     columns: usize,
 ) -> (Vec<u8>, usize, usize) {
     let columns = columns.clamp(1, images.len().max(1));
@@ -383,12 +416,15 @@ pub fn grid(
     let scale = 56usize.div_ceil(width.max(1)).max(1);
     let (tw, th) = (width * scale + 1, height * scale + 1);
     let (gw, gh) = (columns * tw + 1, rows * th + 1);
-    let mut out = vec![128u8; gw * gh];
+    let c = channels;
+    let mut out = vec![128u8; gw * gh * c];
     for (k, img) in images.iter().enumerate() {
         let (x0, y0) = ((k % columns) * tw + 1, (k / columns) * th + 1);
         for y in 0..height * scale {
             for x in 0..width * scale {
-                out[(y0 + y) * gw + x0 + x] = img[(y / scale) * width + x / scale];
+                let from = ((y / scale) * width + x / scale) * c;
+                let to = ((y0 + y) * gw + x0 + x) * c;
+                out[to..to + c].copy_from_slice(&img[from..from + c]);
             }
         }
     }
@@ -409,7 +445,7 @@ mod tests {
             (0..12u8).map(|v| v * 20).collect::<Vec<u8>>(),
             vec![255; 12],
         ];
-        write_gif(&path, &frames, 4, 3, &[5, 50]).unwrap();
+        write_gif(&path, &frames, 4, 3, 1, &[5, 50]).unwrap();
         let mut opts = gif::DecodeOptions::new();
         opts.set_color_output(gif::ColorOutput::RGBA);
         let mut dec = opts.read_info(std::fs::File::open(&path).unwrap()).unwrap();
@@ -421,7 +457,7 @@ mod tests {
             ));
         }
         assert_eq!(back, vec![(frames[0].clone(), 5), (frames[1].clone(), 50)]);
-        assert!(write_gif(&path, &[vec![0; 5]], 4, 3, &[1]).is_err());
+        assert!(write_gif(&path, &[vec![0; 5]], 4, 3, 1, &[1]).is_err());
     }
 
     fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -506,7 +542,7 @@ mod tests {
             std::fs::create_dir_all(dir.join(class)).unwrap();
             for i in 0..2 {
                 let px = vec![shade + i; 6 * 5];
-                write_png(&dir.join(class).join(format!("{i}.png")), &px, 6, 5).unwrap();
+                write_png(&dir.join(class).join(format!("{i}.png")), &px, 6, 5, 1).unwrap();
             }
         }
         let set = read_image_folder(&dir).unwrap();
@@ -515,7 +551,7 @@ mod tests {
         assert_eq!(set.labels, vec![0, 0, 1, 1]);
         assert_eq!(set.pixels[30], 11);
         // A wrong-size image, a corrupt file, an empty class folder.
-        write_png(&dir.join("dog").join("big.png"), &[0; 49], 7, 7).unwrap();
+        write_png(&dir.join("dog").join("big.png"), &[0; 49], 7, 7, 1).unwrap();
         let e = read_image_folder(&dir).unwrap_err().to_string();
         assert!(e.contains("big.png") && e.contains("7x7"), "{e}");
         std::fs::remove_file(dir.join("dog").join("big.png")).unwrap();
@@ -540,7 +576,7 @@ mod tests {
         let unit: Vec<f64> = px.iter().map(|v| f64::from(*v) / 127.5 - 1.0).collect();
         assert_eq!(to_pixels(&unit), px);
         assert_eq!(to_pixels(&[-3.0, 3.0, 0.0]), vec![0, 255, 128]);
-        let (g, w, h) = grid(&[vec![0; 4], vec![255; 4], vec![9; 4]], 2, 2, 2);
+        let (g, w, h) = grid(&[vec![0; 4], vec![255; 4], vec![9; 4]], 2, 2, 1, 2);
         // 28x scale for 2-pixel images: tiles of 56 + 1 gap.
         assert_eq!((w, h), (2 * 57 + 1, 2 * 57 + 1));
         assert_eq!(g[w + 1], 0);
