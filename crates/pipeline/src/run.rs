@@ -35,6 +35,17 @@ pub trait Watch {
     fn watches_states(&self) -> bool {
         false
     }
+    /// Every how many sampler steps [`Watch::preview`] wants pictures (0: never; each costs a
+    /// decode, for Stable Diffusion a VAE decode).
+    fn preview_every(&self) -> usize {
+        0
+    }
+    /// Pictures of the run's current prediction of the clean samples of `rows` after sampler
+    /// step `step` (Stable Diffusion: the VAE's images of the predicted clean latents),
+    /// `[m, 3, H, W]` in [0, 1].
+    fn preview(&mut self, _rows: &Range<u64>, _step: usize, _images: &Tensor<4>) -> Result<()> {
+        Ok(())
+    }
     /// Something the user should know that is not an error.
     fn warn(&mut self, _message: &str) {}
 }

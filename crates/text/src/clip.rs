@@ -173,13 +173,23 @@ impl ClipTokenizer {
         self.pad
     }
 
-    /// The ids of a prompt: BOS, its tokens (cut to fit), EOS, padding to `max_len`.
-    pub fn encode(&self, text: &str) -> Result<ClipTokens> {
+    /// The tokens of a text alone: no BOS, EOS or padding, not cut.
+    pub fn pieces(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| TextError::Input(format!("cannot tokenise {text:?}: {e}")))?;
-        let body = enc.get_ids();
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The vocabulary entry of an id (`"puppy</w>"`), for messages.
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
+    /// The ids of a prompt: BOS, its tokens (cut to fit), EOS, padding to `max_len`.
+    pub fn encode(&self, text: &str) -> Result<ClipTokens> {
+        let body = self.pieces(text)?;
         let room = self.max_len - 2;
         let truncated_from = (body.len() > room).then_some(body.len() + 2);
         let mut ids = Vec::with_capacity(self.max_len);

@@ -240,6 +240,15 @@ impl AutoencoderKl {
         })
     }
 
+    /// The device its weights are on.
+    pub fn device(&self) -> Device {
+        use burn::module::Module;
+        self.devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(diffuse_core::device::cpu)
+    }
+
     /// The posterior of images `[B, C, H, W]` in [-1, 1]: its mean and log-variance (clamped to
     /// [-30, 20] as diffusers does), each `[B, latent_channels, H / f, W / f]`, unscaled.
     pub fn encode(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {

@@ -13,10 +13,16 @@ use diffuse_nn::sd::{
 use diffuse_text::{ClipTokenizer, ClipTokens};
 use serde_json::{Map, Value};
 
+mod edit;
 mod generate;
+mod guide;
+mod io;
 mod scheduler;
 
-pub use generate::{SdImages, SdRequest, generate};
+pub use edit::{interpolate, swap_token};
+pub use generate::{SdImages, SdRequest, decode, generate};
+pub use guide::{ImageLoss, LossGuide};
+pub use io::{read_image, read_tensor4, to_rgb8, write_tensors};
 pub use scheduler::{SchedulerConfig, sampler_for_class};
 
 /// The parts of a Stable Diffusion pipeline, ready to run.
