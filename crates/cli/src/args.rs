@@ -28,8 +28,9 @@ pub enum Command {
     Undiffuse(UndiffuseArgs),
     /// Train a denoiser (an MLP on [x_t, t/T]) on data with the DDPM loss; writes a model folder.
     Train(TrainArgs),
-    /// Sample from a trained model folder with any sampler.
-    Sample(SampleArgs),
+    /// Sample from a trained model folder with any sampler, or draw from a prompt with a Stable
+    /// Diffusion folder.
+    Sample(Box<SampleArgs>),
     /// Time training steps and sampling of seed 003's MLP (for bench/run.sh's comparison with PyTorch).
     Bench(BenchArgs),
     /// Compare samples with a data distribution: KS, energy distance, sliced Wasserstein; for
@@ -172,9 +173,10 @@ pub enum VarianceName {
 /// Which reverse sampler, and its settings.
 #[derive(Debug, Args, Clone)]
 pub struct SamplerArgs {
-    /// The reverse sampler.
-    #[arg(long, value_parser = sampler_name(), default_value = "ddpm")]
-    pub sampler: SamplerName,
+    /// The reverse sampler (default ddpm; for a Stable Diffusion folder, the one that stands for
+    /// its scheduler: PNDM's folders get dpmpp-2m).
+    #[arg(long, value_parser = sampler_name())]
+    pub sampler: Option<SamplerName>,
     /// DDPM's step variance.
     #[arg(long, value_enum, default_value_t = VarianceName::Posterior)]
     pub variance: VarianceName,
@@ -209,6 +211,11 @@ pub struct SamplerArgs {
 }
 
 impl SamplerArgs {
+    /// The sampler's name (ddpm unless given).
+    pub fn name(&self) -> SamplerName {
+        self.sampler.unwrap_or(SamplerName::Ddpm)
+    }
+
     /// The sampler these options name.
     pub fn spec(&self) -> anyhow::Result<SamplerSpec> {
         let grid = self
@@ -218,7 +225,7 @@ impl SamplerArgs {
             .transpose()
             .context("--grid")?;
         Ok(SamplerSpec {
-            name: self.sampler,
+            name: self.name(),
             variance: match self.variance {
                 VarianceName::Posterior => Variance::Posterior,
                 VarianceName::Beta => Variance::Beta,
@@ -465,15 +472,17 @@ pub struct TrainArgs {
 /// `diffuse sample`.
 #[derive(Debug, Args, Clone)]
 pub struct SampleArgs {
-    /// A model folder written by `diffuse train`.
+    /// A model folder written by `diffuse train`, a shipped model's name, or a Stable Diffusion
+    /// folder as diffusers saves it (with model_index.json).
     #[arg(long)]
     pub model: PathBuf,
-    /// Number of samples.
-    #[arg(long, default_value_t = 10_000)]
-    pub n: usize,
-    /// Samples per batch; the samples do not depend on it.
-    #[arg(long, default_value_t = 10_000)]
-    pub batch: usize,
+    /// Number of samples (default 10,000; 1 for Stable Diffusion).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Samples per batch; the samples do not depend on it (default 10,000; 1 for Stable
+    /// Diffusion).
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// The class to sample (a label of the training data).
     #[arg(long)]
     pub label: Option<String>,
@@ -481,11 +490,13 @@ pub struct SampleArgs {
     /// for seed 000's --cond sign models: left or right.
     #[arg(long)]
     pub prompt: Option<String>,
-    /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided.
-    #[arg(long, default_value_t = 1.0)]
-    pub guidance: f64,
+    /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided (default 1;
+    /// 7.5 for Stable Diffusion, as diffusers).
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// Images: also write animation.gif, the reverse process of the first 16 images (with
-    /// --label all, of the first images of each class) from noise to picture.
+    /// --label all, of the first images of each class) from noise to picture; for Stable
+    /// Diffusion, the VAE's picture of the predicted clean latents after every step.
     #[arg(long)]
     pub animate: bool,
     /// Images: do not clip the predicted clean image to the pixel range [-1, 1] (clipping, as
@@ -498,7 +509,81 @@ pub struct SampleArgs {
     #[command(flatten)]
     pub sampling: SamplerArgs,
     #[command(flatten)]
+    pub sd: SdArgs,
+    #[command(flatten)]
     pub common: Common,
+}
+
+impl SdArgs {
+    /// The Stable Diffusion options given (for refusing them on other models).
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = vec![];
+        let flags = [
+            (self.negative_prompt.is_some(), "--negative-prompt"),
+            (self.height.is_some(), "--height"),
+            (self.width.is_some(), "--width"),
+            (self.init_latents.is_some(), "--init-latents"),
+            (self.init_image.is_some(), "--init-image"),
+            (self.loss.is_some(), "--loss"),
+            (self.prompt_to.is_some(), "--prompt-to"),
+            (self.swap_from.is_some(), "--swap-from"),
+        ];
+        for (given, flag) in flags {
+            if given {
+                v.push(flag);
+            }
+        }
+        v
+    }
+}
+
+/// Options of `diffuse sample` for Stable Diffusion folders.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Stable Diffusion")]
+pub struct SdArgs {
+    /// What guidance pushes away from (default "", as diffusers).
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Image height in pixels (default: the UNet's sample_size times the VAE's factor, or the
+    /// init image's).
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// Image width in pixels.
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Start from these latents (a safetensors file with a tensor `latents` [n, 4, h, w]) in
+    /// place of the seeded noise, scaled as diffusers scales latents it is given.
+    #[arg(long)]
+    pub init_latents: Option<PathBuf>,
+    /// img2img: start from this picture (PNG or JPEG), noised to --strength of the way up.
+    #[arg(long)]
+    pub init_image: Option<PathBuf>,
+    /// img2img: how much of the schedule runs, in (0, 1].
+    #[arg(long, default_value_t = 0.8)]
+    pub strength: f64,
+    /// Seed 002's loss-guided sampling: blue (the seed's blue_loss, towards blue 0.9) or blue:T
+    /// (towards T; blue:0 drains blue).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// The loss's scale k (the seed's 75).
+    #[arg(long, default_value_t = 75.0)]
+    pub loss_scale: f64,
+    /// Guide every P steps (the seed's periodicity, 5).
+    #[arg(long, default_value_t = 5)]
+    pub loss_every: usize,
+    /// Walk from --prompt's embedding to this prompt's in --frames pictures from the same
+    /// starting latents (strip.png and interpolation.gif).
+    #[arg(long)]
+    pub prompt_to: Option<String>,
+    /// Pictures of the walk, both ends included.
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Seed 002's token swap: the prompt to take --swap-token's states from.
+    #[arg(long, requires = "swap_token")]
+    pub swap_from: Option<String>,
+    /// The word whose token states are taken from --swap-from (at the same positions).
+    #[arg(long, requires = "swap_from")]
+    pub swap_token: Option<String>,
 }
 
 /// `diffuse bench`.

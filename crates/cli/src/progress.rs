@@ -10,9 +10,24 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// A bar of `len` units with a message.
 pub fn bar(len: u64, message: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} {pace} eta {eta}",
+    ) {
+        // The pace as seconds per unit when a unit takes a second or more (a Stable Diffusion
+        // step), else units per second.
+        let style = style.with_key(
+            "pace",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let (done, secs) = (s.pos(), s.elapsed().as_secs_f64());
+                let _ = if done == 0 {
+                    Ok(())
+                } else if secs >= done as f64 {
+                    write!(w, "{:.1} s/it", secs / done as f64)
+                } else {
+                    write!(w, "{:.1} it/s", done as f64 / secs.max(1e-9))
+                };
+            },
+        );
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(message.to_string());
@@ -33,6 +48,9 @@ pub fn spinner(message: &str) -> ProgressBar {
 /// What hears the states of a run (paths, animation frames).
 pub type States<'a> = Box<dyn FnMut(&Range<u64>, f64, &Tensor<2>) -> anyhow::Result<()> + 'a>;
 
+/// What hears the pictures of a run's predictions (rows, step, images in [0, 1]).
+pub type Previews<'a> = Box<dyn FnMut(&Range<u64>, usize, &Tensor<4>) -> anyhow::Result<()> + 'a>;
+
 /// The command line's [`Watch`]: a bar per piece of work, a spinner while a grid is fitted
 /// (said first when it will take more than a minute), warnings on stderr, and optionally a
 /// listener for the run's states.
@@ -41,12 +59,22 @@ pub struct Bars<'a> {
     bar: Option<ProgressBar>,
     spinner: Option<ProgressBar>,
     states: Option<States<'a>>,
+    previews: Option<Previews<'a>>,
 }
 
 impl<'a> Bars<'a> {
     /// Bars and warnings only.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bars, warnings, and `previews` called with the pictures of the predictions after every
+    /// step.
+    pub fn previewing(previews: Previews<'a>) -> Self {
+        Self {
+            previews: Some(previews),
+            ..Self::default()
+        }
     }
 
     /// Bars, warnings, and `states` called with every state of the run.
@@ -100,6 +128,22 @@ impl Watch for Bars<'_> {
 
     fn watches_states(&self) -> bool {
         self.states.is_some()
+    }
+
+    fn preview_every(&self) -> usize {
+        usize::from(self.previews.is_some())
+    }
+
+    fn preview(
+        &mut self,
+        rows: &Range<u64>,
+        step: usize,
+        images: &Tensor<4>,
+    ) -> anyhow::Result<()> {
+        match &mut self.previews {
+            Some(f) => f(rows, step, images),
+            None => Ok(()),
+        }
     }
 
     fn warn(&mut self, message: &str) {

@@ -9,6 +9,7 @@ mod eval;
 mod forward;
 mod nll;
 mod sample;
+mod sd;
 mod train;
 mod undiffuse;
 

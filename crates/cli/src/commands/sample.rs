@@ -13,7 +13,14 @@ use crate::progress::Bars;
 
 /// `diffuse sample`.
 pub fn run(a: &SampleArgs) -> Result<()> {
+    if diffuse_pipeline::sd::is_pipeline(&a.model) {
+        return super::sd::run(a);
+    }
+    if let Some(flag) = a.sd.given().first() {
+        bail!("{flag} is for Stable Diffusion folders (with model_index.json)");
+    }
     let model = load(&a.model)?;
+    let (n, guidance) = (a.n.unwrap_or(10_000), a.guidance.unwrap_or(1.0));
     let ask = match (&a.label, &a.prompt) {
         (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
         (None, None) => Ask::Nothing,
@@ -22,16 +29,15 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         (None, Some(p)) => Ask::Prompt(p.clone()),
     };
     let request = Request {
-        n: a.n,
-        batch: a.batch,
+        n,
+        batch: a.batch.unwrap_or(10_000),
         seed: a.common.seed,
         sampler: a.sampling.spec()?,
         ask,
-        guidance: a.guidance,
+        guidance,
         clip: !a.no_clip,
     };
     let d = model.dim();
-    let n = a.n;
     let shape = model.image_shape();
     // Paths of the first samples (1-D models).
     let mut recorder = PathRecorder::new(if d == 1 { a.trajectories.min(n) } else { 0 });
@@ -110,7 +116,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     out.samples(x, d)?;
     if record.cond == Conditioning::Sign
-        && a.guidance != 0.0
+        && guidance != 0.0
         && let Some(l) = a.prompt.as_ref().or(a.label.as_ref())
     {
         out.num(
@@ -119,14 +125,14 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         );
     }
     out.set("model", a.model.display().to_string());
-    out.set("sampler", a.sampling.sampler.as_str());
+    out.set("sampler", a.sampling.name().as_str());
     out.report_settings(&samples.fixed, &request.sampler);
     out.set("label", a.label.clone());
     out.set("prompt", a.prompt.clone());
     if let Some(k) = samples.prompt_tokens_before_truncation {
         out.set("prompt_tokens_before_truncation", k);
     }
-    out.num("guidance", a.guidance);
+    out.num("guidance", guidance);
     out.set("n", samples.len());
     out.set("nfe", samples.nfe);
     if !samples.labels.is_empty() {

@@ -49,7 +49,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     };
     let d = u.data.dim();
     let traj = recorder.finish()?;
-    let name = a.sampling.sampler.as_str();
+    let name = a.sampling.name().as_str();
     let (from, to, n, nfe) = (u.from, a.to, u.x.len() / d, u.nfe);
     let mut out = Output::new(a.common.out.as_deref(), "undiffuse")?;
     out.set("data", p.data.clone());
