@@ -607,6 +607,13 @@ pub struct BenchArgs {
     /// Channels of the timed UNet (the shipped Fashion-MNIST model has 16).
     #[arg(long, default_value_t = 16)]
     pub unet_channels: usize,
+    /// Time a Stable Diffusion folder instead (bench/sd.sh): one guided UNet step and one VAE
+    /// decode at --sd-latent latents, each the median of --repeats.
+    #[arg(long)]
+    pub sd: Option<PathBuf>,
+    /// Latent side for --sd (64: 512x512 pictures with SD 1.x).
+    #[arg(long, default_value_t = 64)]
+    pub sd_latent: usize,
     #[command(flatten)]
     pub common: Common,
 }

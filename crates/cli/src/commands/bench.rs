@@ -1,14 +1,27 @@
 //! `diffuse bench`: the pipeline's timing protocol (seed 003's MLP and the shipped UNet's
 //! architecture); bench/run.sh runs the same in PyTorch on the same machine and prints ratios.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use diffuse_pipeline::bench::{BenchRun, bench};
+use diffuse_pipeline::sd::StableDiffusion;
+use diffuse_pipeline::sd::bench::time;
 
 use crate::args::BenchArgs;
 use crate::output::Output;
 
 /// `diffuse bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(dir) = &a.sd {
+        let sd = StableDiffusion::load(dir, &diffuse_core::device::cpu())
+            .with_context(|| format!("--sd {}", dir.display()))?;
+        let t = time(&sd, a.sd_latent, a.repeats, &mut |line| eprintln!("{line}"))?;
+        let mut out = Output::new(a.common.out.as_deref(), "bench")?;
+        out.set("model", dir.display().to_string());
+        out.set("latent", a.sd_latent);
+        out.num("unet_step_seconds", t.unet_step_seconds);
+        out.num("vae_decode_seconds", t.vae_decode_seconds);
+        return out.finish_and_print();
+    }
     let run = BenchRun {
         train_steps: a.train_steps,
         batches: a.batches.clone(),

@@ -13,6 +13,7 @@ use diffuse_nn::sd::{
 use diffuse_text::{ClipTokenizer, ClipTokens};
 use serde_json::{Map, Value};
 
+pub mod bench;
 mod edit;
 mod generate;
 mod guide;
