@@ -527,6 +527,7 @@ impl SdArgs {
             (self.loss.is_some(), "--loss"),
             (self.prompt_to.is_some(), "--prompt-to"),
             (self.swap_from.is_some(), "--swap-from"),
+            (self.truncate, "--truncate"),
         ];
         for (given, flag) in flags {
             if given {
@@ -584,6 +585,10 @@ pub struct SdArgs {
     /// The word whose token states are taken from --swap-from (at the same positions).
     #[arg(long, requires = "swap_from")]
     pub swap_token: Option<String>,
+    /// Cut prompts longer than the text encoder reads (77 tokens), keeping EOS, as diffusers
+    /// does, instead of refusing them; the cut is said on stderr and in summary.json.
+    #[arg(long)]
+    pub truncate: bool,
 }
 
 /// `diffuse bench`.

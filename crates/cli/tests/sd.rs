@@ -255,15 +255,27 @@ fn seed_002s_hacks_run_from_the_command_line() {
 }
 
 #[test]
-fn long_prompts_are_cut_and_said() {
+fn long_prompts_are_refused_or_cut_and_said() {
     let out = tmp("sd-long").join("out");
     let long = "a very long prompt about a cat ".repeat(20);
+    let e = fails(&[
+        "sample",
+        "--model",
+        s(&tiny("tiny-sd1")),
+        "--prompt",
+        &long,
+        "--out",
+        s(&out),
+    ]);
+    assert!(e.contains("--truncate"), "{e}");
+    assert!(!out.exists());
     let err = ok(&[
         "sample",
         "--model",
         s(&tiny("tiny-sd1")),
         "--prompt",
         &long,
+        "--truncate",
         "--nfe",
         "2",
         "--out",

@@ -50,6 +50,26 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     loading.finish_and_clear();
     let model = loaded.with_context(|| format!("--model {}", a.model.display()))?;
 
+    // A prompt longer than the encoder reads loses its end: refused unless --truncate.
+    let texts = [
+        ("--prompt", Some(&prompt)),
+        ("--negative-prompt", a.sd.negative_prompt.as_ref()),
+        ("--prompt-to", a.sd.prompt_to.as_ref()),
+        ("--swap-from", a.sd.swap_from.as_ref()),
+    ];
+    for (flag, text) in texts {
+        if let Some(t) = text
+            && let Some(k) = model.tokenizer.encode(t)?.truncated_from
+            && !a.sd.truncate
+        {
+            bail!(
+                "{flag} has {k} tokens with BOS and EOS but the text encoder reads {}: shorten \
+                 it, or give --truncate to cut it as diffusers does",
+                model.tokenizer.max_len()
+            );
+        }
+    }
+
     let n = a.n.unwrap_or(1);
     let mut request = SdRequest::new(prompt.clone());
     request.negative_prompt = a.sd.negative_prompt.clone().unwrap_or_default();
