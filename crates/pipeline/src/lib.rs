@@ -35,7 +35,7 @@ mod undiffuse;
 pub use forward::{Diffused, Forward, diffuse};
 pub use generate::{Ask, Request, Samples, generate};
 pub use likelihood::{Density, Likelihoods, log_likelihoods};
-pub use load::{Loaded, load, load_on};
+pub use load::{Defaults, Loaded, load, load_on};
 pub use report::Report;
 pub use run::{PILOT, Silent, Watch, batches, fix, run_batches};
 pub use train::{TrainReport, TrainRun, train};

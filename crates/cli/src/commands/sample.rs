@@ -20,7 +20,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         bail!("{flag} is for Stable Diffusion folders (with model_index.json)");
     }
     let model = load(&a.model)?;
-    let (n, guidance) = (a.n.unwrap_or(10_000), a.guidance.unwrap_or(1.0));
+    let defaults = model.defaults();
     let ask = match (&a.label, &a.prompt) {
         (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
         (None, None) => Ask::Nothing,
@@ -28,11 +28,26 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         (Some(l), None) => Ask::Label(l.clone()),
         (None, Some(p)) => Ask::Prompt(p.clone()),
     };
+    let every_class = match &ask {
+        Ask::AllLabels => true,
+        Ask::Prompt(p) => p == "all" && !model.reads_prompts(),
+        _ => false,
+    };
+    let n = a.n.unwrap_or(if every_class {
+        defaults.n_per_class
+    } else {
+        defaults.n
+    });
+    let guidance = a.guidance.unwrap_or(match ask {
+        Ask::Nothing => 1.0,
+        _ => defaults.guidance,
+    });
+    let sampler = a.sampling.spec_or(defaults.sampler, defaults.nfe)?;
     let request = Request {
         n,
         batch: a.batch.unwrap_or(10_000),
         seed: a.common.seed,
-        sampler: a.sampling.spec()?,
+        sampler,
         ask,
         guidance,
         clip: !a.no_clip,
@@ -125,7 +140,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         );
     }
     out.set("model", a.model.display().to_string());
-    out.set("sampler", a.sampling.name().as_str());
+    out.set("sampler", request.sampler.name.as_str());
     out.report_settings(&samples.fixed, &request.sampler);
     out.set("label", a.label.clone());
     out.set("prompt", a.prompt.clone());
@@ -151,6 +166,34 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         // Pictures are judged by eye and by a classifier, not by distances between pixel
         // vectors, which would also cost O(n^2 d) here.
         write_images(&out.path(""), x, h, w)?;
+        // What the shipped judge of the model's data sees in the pictures.
+        if let Some(v) = eval::shipped_verdict(&record.data, x, h, w)? {
+            let counts = v.counts();
+            let said: Vec<String> = counts.iter().map(|(c, k)| format!("{c} {k}")).collect();
+            let accuracy = v.accuracy(&samples.labels);
+            println!(
+                "{} sees: {}{}",
+                v.judge,
+                said.join(", "),
+                accuracy.map_or(String::new(), |a| format!(
+                    " ({:.1}% of the classes asked for)",
+                    100.0 * a
+                ))
+            );
+            out.set("judge", v.judge);
+            out.set(
+                "judge_counts",
+                serde_json::Value::Object(
+                    counts
+                        .into_iter()
+                        .map(|(c, k)| (c, serde_json::json!(k)))
+                        .collect(),
+                ),
+            );
+            if let Some(a) = accuracy {
+                out.num("judge_accuracy", a);
+            }
+        }
         if !frames.is_empty() {
             animate(&out.path("animation.gif"), &frames, h, w)?;
         }

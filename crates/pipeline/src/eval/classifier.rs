@@ -152,6 +152,82 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
     Ok(out)
 }
 
+/// What a shipped judge sees in a model's images: the class it finds in each.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The shipped classifier's name.
+    pub judge: &'static str,
+    /// Its classes.
+    pub classes: Vec<String>,
+    /// The class it finds in each image (an index into `classes`).
+    pub found: Vec<usize>,
+}
+
+impl Verdict {
+    /// How many images of each class it found, most first (classes found in none left out).
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut c = vec![0usize; self.classes.len()];
+        for f in &self.found {
+            c[*f] += 1;
+        }
+        let mut out: Vec<(String, usize)> = self
+            .classes
+            .iter()
+            .cloned()
+            .zip(c)
+            .filter(|(_, k)| *k > 0)
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.1));
+        out
+    }
+
+    /// The fraction of images found to be of the class asked for each (by name; `None`: not
+    /// asked), or `None` when nothing was asked.
+    pub fn accuracy(&self, asked: &[String]) -> Option<f64> {
+        if asked.len() != self.found.len() || asked.is_empty() {
+            return None;
+        }
+        let hits = asked
+            .iter()
+            .zip(&self.found)
+            .filter(|(a, f)| self.classes[**f] == **a)
+            .count();
+        Some(hits as f64 / asked.len() as f64)
+    }
+}
+
+/// The shipped classifier trained on `data` (a model's training data spec), judging `x` (rows of
+/// `h * w` pixels in [-1, 1], as a viewer sees them: rounded to 8 bits first); `None` when no
+/// judge of that data ships or its image size differs.
+pub fn shipped_verdict(data: &str, x: &[f64], h: usize, w: usize) -> Result<Option<Verdict>> {
+    let dev = device::cpu();
+    for s in CLASSIFIERS {
+        let (model, record) = diffuse_nn::load_classifier_bytes(
+            s.config,
+            s.weights.to_vec(),
+            Path::new(s.name),
+            &dev,
+        )
+        .with_context(|| format!("the shipped classifier {}", s.name))?;
+        let kind = |spec: &str| spec.split(':').next().unwrap_or_default().to_string();
+        if kind(&record.data) != kind(data) || (record.config.height, record.config.width) != (h, w)
+        {
+            continue;
+        }
+        let px: Vec<f64> = to_pixels(x)
+            .iter()
+            .map(|v| f64::from(*v) / 127.5 - 1.0)
+            .collect();
+        let (found, _) = classify(&model, &px, h * w, &dev)?;
+        return Ok(Some(Verdict {
+            judge: s.name,
+            classes: record.classes,
+            found,
+        }));
+    }
+    Ok(None)
+}
+
 /// Judges images (rows of `table`, pixels in [-1, 1], read from `samples`) with the classifier `classifier` (a
 /// folder or a shipped one): how many of each class it sees; with `asked` (the class asked for
 /// each sample, by name), the accuracy overall and per class; the Frechet distance on its

@@ -5,7 +5,9 @@
 
 mod classifier;
 
-pub use classifier::{ClassifierRun, image_set, judge_images, test_split, train_classifier};
+pub use classifier::{
+    ClassifierRun, Verdict, image_set, judge_images, shipped_verdict, test_split, train_classifier,
+};
 
 use anyhow::Result;
 use diffuse_core::Mixture;
