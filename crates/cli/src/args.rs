@@ -26,10 +26,11 @@ pub enum Command {
     Forward(ForwardArgs),
     /// Run the reverse process with the exact denoiser of the data (seeds 000, 004).
     Undiffuse(UndiffuseArgs),
-    /// Train a denoiser (an MLP on [x_t, t/T]) on data with the DDPM loss; writes a model folder.
+    /// Train a denoiser (an MLP on [x_t, t/T], or with --model unet a UNet on images) on data with
+    /// the DDPM loss; writes a model folder.
     Train(TrainArgs),
-    /// Sample from a trained model folder with any sampler, or draw from a prompt with a Stable
-    /// Diffusion folder.
+    /// Sample from a trained model folder or a shipped model (fashion-mnist) with any sampler, or
+    /// draw from a prompt with a Stable Diffusion folder.
     Sample(Box<SampleArgs>),
     /// Time training steps and sampling of seed 003's MLP (for bench/run.sh's comparison with PyTorch).
     Bench(BenchArgs),
@@ -173,8 +174,9 @@ pub enum VarianceName {
 /// Which reverse sampler, and its settings.
 #[derive(Debug, Args, Clone)]
 pub struct SamplerArgs {
-    /// The reverse sampler (default ddpm; for a Stable Diffusion folder, the one that stands for
-    /// its scheduler: PNDM's folders get dpmpp-2m).
+    /// The reverse sampler (default ddpm; dpmpp-2m with 20 evaluations for `sample` of an image
+    /// model; for a Stable Diffusion folder, the one that stands for its scheduler: PNDM's
+    /// folders get dpmpp-2m).
     #[arg(long, value_parser = sampler_name())]
     pub sampler: Option<SamplerName>,
     /// DDPM's step variance.
@@ -218,19 +220,25 @@ impl SamplerArgs {
 
     /// The sampler these options name.
     pub fn spec(&self) -> anyhow::Result<SamplerSpec> {
+        self.spec_or(SamplerName::Ddpm, None)
+    }
+
+    /// The sampler these options name, with `sampler` and `nfe` where they name none.
+    pub fn spec_or(&self, sampler: SamplerName, nfe: Option<usize>) -> anyhow::Result<SamplerSpec> {
         let grid = self
             .grid
             .as_deref()
             .map(GridKind::parse)
             .transpose()
             .context("--grid")?;
+        let given = self.sampler.is_some();
         Ok(SamplerSpec {
-            name: self.name(),
+            name: self.sampler.unwrap_or(sampler),
             variance: match self.variance {
                 VarianceName::Posterior => Variance::Posterior,
                 VarianceName::Beta => Variance::Beta,
             },
-            nfe: self.nfe,
+            nfe: if given { self.nfe } else { self.nfe.or(nfe) },
             grid,
             eta: self.eta,
             churn: self.churn,
@@ -472,11 +480,12 @@ pub struct TrainArgs {
 /// `diffuse sample`.
 #[derive(Debug, Args, Clone)]
 pub struct SampleArgs {
-    /// A model folder written by `diffuse train`, a shipped model's name, or a Stable Diffusion
+    /// A model folder written by `diffuse train`, a shipped model's name (fashion-mnist), or a Stable Diffusion
     /// folder as diffusers saves it (with model_index.json).
     #[arg(long)]
     pub model: PathBuf,
-    /// Number of samples (default 10,000; 1 for Stable Diffusion).
+    /// Number of samples (default 10,000 for the toy models; 20 for image models, 10 of each
+    /// class with --label all; 1 for Stable Diffusion).
     #[arg(long)]
     pub n: Option<usize>,
     /// Samples per batch; the samples do not depend on it (default 10,000; 1 for Stable
@@ -491,7 +500,7 @@ pub struct SampleArgs {
     #[arg(long)]
     pub prompt: Option<String>,
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided (default 1;
-    /// 7.5 for Stable Diffusion, as diffusers).
+    /// 3 for image models asked for a label or prompt; 7.5 for Stable Diffusion, as diffusers).
     #[arg(long)]
     pub guidance: Option<f64>,
     /// Images: also write animation.gif, the reverse process of the first 16 images (with

@@ -42,9 +42,37 @@ fn main() -> ExitCode {
                 };
             }
             // clap's first line says what is wrong; the usage that follows is what --help is for.
+            // The values a refused option takes (the samplers, say) are said on the same line,
+            // and the help to read is the subcommand's.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see 'diffuse --help')");
+            let mut lines = text.lines();
+            let mut first = lines
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_string();
+            if first.ends_with(':') {
+                // "the following required arguments were not provided:" and their names below.
+                let named: Vec<&str> = lines
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                first = format!("{first} {}", named.join(", "));
+            }
+            let values = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("[possible values: "))
+                .and_then(|v| v.strip_suffix(']'))
+                .map_or(String::new(), |v| format!("; one of: {v}"));
+            let command = std::env::args()
+                .nth(1)
+                .filter(|c| {
+                    use clap::CommandFactory;
+                    args::Cli::command()
+                        .get_subcommands()
+                        .any(|s| s.get_name() == c)
+                })
+                .map_or(String::new(), |c| format!(" {c}"));
+            eprintln!("{first}{values} (see 'diffuse{command} --help')");
             return ExitCode::from(2);
         }
     };

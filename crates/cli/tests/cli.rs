@@ -1145,3 +1145,21 @@ fn a_short_spiral_run_lands_on_the_spiral() {
     assert!(excess < 0.02, "excess energy distance {excess}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Argument errors name what is wrong on their one line: the missing option, the values a
+/// refused one takes, and the help of the subcommand at hand.
+#[test]
+fn argument_errors_name_the_option_and_what_would_work() {
+    let e = fails(&["sample"]);
+    assert!(
+        e.contains("--model") && e.contains("diffuse sample --help"),
+        "{e}"
+    );
+    let e = fails(&["sample", "--model", "fashion-mnist", "--sampler", "rk4"]);
+    assert!(
+        e.contains("'rk4'") && e.contains("dpmpp-2m") && e.contains("unipc"),
+        "{e}"
+    );
+    let e = fails(&["eval"]);
+    assert!(e.contains("--samples"), "{e}");
+}
