@@ -1,5 +1,7 @@
-//! Checkpoints: a folder with `model.safetensors` and `config.json`, each written to a temporary
-//! file and renamed into place, so a crash never leaves half a file where a good one was.
+//! Checkpoints: a folder with `model.safetensors` and `config.json` (and, for a training run,
+//! `raw.safetensors` and `loss.csv`), written as one unit by [`crate::commit`], so that a crash
+//! never leaves half a file, or files of two steps, where a good checkpoint was. The weights'
+//! header is written in a fixed order: the same weights give the same bytes.
 
 use std::path::Path;
 
@@ -156,47 +158,111 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Saves `model` and its record into the folder `dir`.
 pub fn save(dir: &Path, model: &Model, record: &Checkpoint) -> Result<()> {
+    save_with(dir, model, record, &[])
+}
+
+/// Saves `model`, its record and `extra` files (name, bytes: a training run's raw weights and
+/// loss history) into the folder `dir`, as one unit.
+pub fn save_with(
+    dir: &Path,
+    model: &Model,
+    record: &Checkpoint,
+    extra: &[(&str, &[u8])],
+) -> Result<()> {
     // A checkpoint read in an older format is written in its kind's current one.
     let record = Checkpoint {
         format: format_of(&record.model).into(),
         ..record.clone()
     };
-    save_folder(dir, model, &record)
+    save_folder(dir, model, &record, extra)
 }
 
-/// Writes a model folder: `model.safetensors` and `config.json`, each atomically.
+/// Writes a model folder: `model.safetensors`, `config.json` and `extra`, as one unit.
 pub(crate) fn save_folder<M: Module, R: Serialize>(
     dir: &Path,
     model: &M,
     record: &R,
+    extra: &[(&str, &[u8])],
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
-    save_weights(&dir.join("model.safetensors"), model)?;
+    let weights = weights_bytes(model).map_err(|e| err(&dir.join("model.safetensors"), e))?;
     let json = serde_json::to_string_pretty(record).map_err(|e| err(dir, e.to_string()))?;
-    write_atomic(&dir.join("config.json"), json.as_bytes())
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("model.safetensors", &weights),
+        ("config.json", json.as_bytes()),
+    ];
+    files.extend_from_slice(extra);
+    crate::commit::commit(dir, &files)
 }
 
 /// Reads a model folder: the text of `config.json` and the bytes of `model.safetensors`.
 pub(crate) fn read_folder(dir: &Path) -> Result<(String, Vec<u8>)> {
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
-    let weights = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights).map_err(|e| err(&weights, e.to_string()))?;
+    let config = crate::commit::read(dir, "config.json")?;
+    let text =
+        String::from_utf8(config).map_err(|_| err(&dir.join("config.json"), "not UTF-8 text"))?;
+    let bytes = crate::commit::read(dir, "model.safetensors")?;
     Ok((text, bytes))
 }
 
 /// Writes a model's weights to one safetensors file, atomically.
 pub fn save_weights<M: Module>(path: &Path, model: &M) -> Result<()> {
+    let bytes = weights_bytes(model).map_err(|e| err(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// A model's weights as safetensors bytes, the header's keys in a fixed (sorted) order.
+pub fn weights_bytes<M: Module>(model: &M) -> std::result::Result<Vec<u8>, String> {
     // Tensor names without the Model enum's variant ("layers.0.weight", not "Mlp.layers.0.weight"):
     // config.json already says which architecture it is, and MLP files keep their old names.
     let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
     model
         .save_into(&mut store)
-        .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
+        .map_err(|e| format!("cannot serialise the weights: {e}"))?;
     let bytes = store
         .get_bytes()
-        .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
-    write_atomic(path, &bytes)
+        .map_err(|e| format!("cannot serialise the weights: {e}"))?;
+    canonical(&bytes)
+}
+
+/// Safetensors bytes with the header's objects sorted by key (burn writes its metadata from a
+/// hash map, in a different order each run). The offsets are relative to the data, which does
+/// not move.
+fn canonical(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let bad = || "cannot serialise the weights: a malformed safetensors header".to_string();
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
+    let end = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .ok_or_else(bad)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..end).ok_or_else(bad)?).map_err(|_| bad())?;
+    let mut text = serde_json::to_string(&sorted(header)).map_err(|_| bad())?;
+    // The data starts on an 8-byte boundary, as the format recommends.
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[end..]);
+    Ok(out)
+}
+
+/// A JSON value with every object's keys in sorted order.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// Loads a model folder; any mismatch between the weights and the architecture is an error.
@@ -234,6 +300,18 @@ pub fn load_bytes(
 /// Reads one safetensors file into a model of `config`; any mismatch is an error.
 pub fn load_weights(weights: &Path, config: &ModelConfig, device: &Device) -> Result<Model> {
     read_weights(weights, config.init(device))
+}
+
+/// Reads the weights file `name` of the model folder `dir` (as [`crate::commit`] wrote it)
+/// into a model of `config`; any mismatch is an error.
+pub fn load_folder_weights(
+    dir: &Path,
+    name: &str,
+    config: &ModelConfig,
+    device: &Device,
+) -> Result<Model> {
+    let bytes = crate::commit::read(dir, name)?;
+    weights_into(bytes, &dir.join(name), config.init(device))
 }
 
 /// Reads one safetensors file into `model`; any mismatch is an error.

@@ -227,7 +227,7 @@ impl ClassifierRecord {
 
 /// Saves a classifier folder (`model.safetensors`, `config.json`), each file atomically.
 pub fn save_classifier(dir: &Path, model: &Classifier, record: &ClassifierRecord) -> Result<()> {
-    crate::checkpoint::save_folder(dir, model, record)
+    crate::checkpoint::save_folder(dir, model, record, &[])
 }
 
 /// Loads a classifier folder; a wrong format or a weight mismatch is an error.

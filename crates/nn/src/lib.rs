@@ -8,6 +8,7 @@
 mod act;
 mod checkpoint;
 pub mod classifier;
+pub mod commit;
 mod denoiser;
 mod ema;
 mod mlp;
@@ -17,7 +18,8 @@ mod train;
 pub mod unet;
 
 pub use checkpoint::{
-    Checkpoint, Conditioning, load, load_bytes, load_weights, save, save_weights,
+    Checkpoint, Conditioning, load, load_bytes, load_folder_weights, load_weights, save,
+    save_weights, save_with, weights_bytes,
 };
 pub use classifier::{
     Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier,
@@ -27,7 +29,7 @@ pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;
 pub use mlp::{Activation, Mlp, MlpConfig, TimeEncoding, one_hot};
 pub use model::{Model, ModelConfig};
-pub use train::{Batch, Standardization, TrainConfig, train};
+pub use train::{Batch, Checkpoints, Standardization, TrainConfig, train};
 pub use unet::{UNet, UNetConfig};
 
 use thiserror::Error;

@@ -103,9 +103,24 @@ pub struct TrainConfig {
 /// their class indices.
 pub type Batch = (Vec<f64>, Option<Vec<usize>>);
 
+/// Saves a model as trained to a step (and its weight average, if any).
+pub type SaveFn<'a> = dyn FnMut(usize, &Model, Option<&crate::ema::Ema>) -> Result<()> + 'a;
+
+/// Where a training run saves itself: `save(step, model, average)` after every `every` steps
+/// and after the last. The optimiser lives on across saves, so how often a run saves does not
+/// change its weights.
+pub struct Checkpoints<'a> {
+    /// Steps between saves.
+    pub every: usize,
+    /// Saves the model as trained to `step` (and its weight average, if any).
+    pub save: &'a mut SaveFn<'a>,
+}
+
 /// Trains `mlp` (or a new model of `config`) for `train.steps` steps on data drawn by `draw`
 /// (global rows -> row-major samples, already standardised). `on_step(step, loss)` sees every
-/// loss. Training stops with [`NnError::Diverged`] at the first non-finite loss.
+/// loss; `checkpoints` saves along the way. Training stops with [`NnError::Diverged`] at the
+/// first non-finite loss.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     config: &ModelConfig,
     start: Option<Model>,
@@ -115,7 +130,11 @@ pub fn train(
     first_step: usize,
     mut ema: Option<&mut crate::ema::Ema>,
     on_step: &mut dyn FnMut(usize, f64),
+    mut checkpoints: Option<Checkpoints<'_>>,
 ) -> Result<Model> {
+    if checkpoints.as_ref().is_some_and(|c| c.every == 0) {
+        return Err(NnError::Invalid("checkpoints need every >= 1 step".into()));
+    }
     if train.steps == 0 || train.batch == 0 || !(train.lr > 0.0 && train.lr.is_finite()) {
         return Err(NnError::Invalid(
             "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
@@ -204,6 +223,11 @@ pub fn train(
             e.update(&model);
         }
         on_step(step, value);
+        if let Some(c) = checkpoints.as_mut()
+            && ((step - first_step).is_multiple_of(c.every) || step == first_step + train.steps)
+        {
+            (c.save)(step, &model, ema.as_deref())?;
+        }
     }
     Ok(model)
 }

@@ -104,6 +104,7 @@ fn training_learns_and_checkpoints_round_trip() {
         0,
         None,
         &mut |_, l| losses.push(l),
+        None,
     )
     .unwrap();
     assert_eq!(losses.len(), 1500);

@@ -131,7 +131,17 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
             ..train_config(b.unet_steps, 64, b.seed)
         };
         let start = Instant::now();
-        let m = diffuse_nn::train(&cfg, None, &sched, &draw, &tc, 0, None, &mut |_, _| {})?;
+        let m = diffuse_nn::train(
+            &cfg,
+            None,
+            &sched,
+            &draw,
+            &tc,
+            0,
+            None,
+            &mut |_, _| {},
+            None,
+        )?;
         rates.push(b.unet_steps as f64 / start.elapsed().as_secs_f64());
         model = Some(m);
     }
@@ -185,6 +195,7 @@ pub fn bench(b: &BenchRun, say: &mut dyn FnMut(String)) -> Result<Report> {
                 0,
                 None,
                 &mut |_, _| {},
+                None,
             )?;
             rates.push(b.train_steps as f64 / start.elapsed().as_secs_f64());
             model = Some(m);

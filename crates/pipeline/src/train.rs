@@ -6,6 +6,7 @@
 //! weights to sample with: the average when `ema` is set), `raw.safetensors` (with `ema`, the
 //! trained weights that `resume` continues) and `loss.csv` (step, loss).
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,8 +15,8 @@ use burn::module::Module;
 use diffuse_core::{NoiseSource, Target, device};
 use diffuse_data::captions::captions;
 use diffuse_nn::{
-    Activation, Checkpoint, Conditioning, Ema, MlpConfig, ModelConfig, NnError, Standardization,
-    TimeEncoding, TrainConfig, UNetConfig,
+    Activation, Checkpoint, Checkpoints, Conditioning, Ema, MlpConfig, Model, ModelConfig, NnError,
+    Standardization, TimeEncoding, TrainConfig, UNetConfig,
 };
 
 use crate::generate::text_encoder;
@@ -208,7 +209,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         // With an average, model.safetensors holds the average and raw.safetensors the weights.
         let (m, ema) = match r.ema {
             Some(decay) => {
-                let raw = diffuse_nn::load_weights(&dir.join("raw.safetensors"), &r.model, &dev)
+                let raw = diffuse_nn::load_folder_weights(dir, "raw.safetensors", &r.model, &dev)
                     .context("--resume")?;
                 (raw, Some(Ema::starting_at(decay, &m)))
             }
@@ -274,73 +275,101 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         record.standardization.apply(&mut x);
         (x, labels)
     };
-    let loss_path = dir.join("loss.csv");
-    let mut losses: Vec<(usize, f64)> = if run.resume {
-        read_losses(&loss_path)
+    // The loss history of the checkpoint resumed (a later tail, from a run killed after it, is
+    // not part of it).
+    let first = record.trained_steps;
+    let losses: Vec<(usize, f64)> = if run.resume {
+        read_losses(dir)
+            .into_iter()
+            .filter(|(k, _)| *k <= first)
+            .collect()
     } else {
         vec![]
     };
-    let target = record.trained_steps + run.steps;
-    let mut step = record.trained_steps;
-    watch.begin("train", run.steps as u64);
-    let started = Instant::now();
-    while step < target {
-        let chunk = run.save_every.min(target - step);
-        let tc = TrainConfig {
-            steps: chunk,
-            batch: run.batch,
-            lr: run.lr,
-            weight_decay: run.weight_decay,
-            clip: run.clip,
-            seed: run.seed,
-            label_dropout: run.label_dropout,
-            prompts: prompts.clone(),
-            target: run.target,
+    let losses = RefCell::new(losses);
+    let mut saved_at = run.resume.then_some(first);
+    let tc = TrainConfig {
+        steps: run.steps,
+        batch: run.batch,
+        lr: run.lr,
+        weight_decay: run.weight_decay,
+        clip: run.clip,
+        seed: run.seed,
+        label_dropout: run.label_dropout,
+        prompts: prompts.clone(),
+        target: run.target,
+    };
+    // Each checkpoint, one unit: the weights to sample with (the average, with --ema), the
+    // trained weights (with --ema), config.json and the loss history up to it.
+    let mut save = |step: usize, m: &Model, average: Option<&Ema>| -> diffuse_nn::Result<()> {
+        let trained = m.valid();
+        let unsaved = |e: String| NnError::Checkpoint {
+            path: dir.join("raw.safetensors").display().to_string(),
+            message: e,
         };
-        let trained = diffuse_nn::train(
-            &record.model,
-            model.take(),
-            &sched,
-            &draw,
-            &tc,
-            step,
-            ema.as_mut(),
-            &mut |k, l| {
-                losses.push((k, l));
-                watch.advance(1);
-            },
-        );
-        let trained = match trained {
-            Err(NnError::Diverged { step: k, loss }) => {
-                write_losses(&loss_path, &losses)?;
-                bail!(
-                    "the loss became {loss} at step {k}: training stopped; the last checkpoint in {} is kept",
-                    dir.display()
-                );
-            }
-            other => other?,
+        let raw = match average {
+            Some(_) => Some(diffuse_nn::weights_bytes(&trained).map_err(unsaved)?),
+            None => None,
         };
-        step += chunk;
-        if ema.is_some() {
-            diffuse_nn::save_weights(&dir.join("raw.safetensors"), &trained.valid())?;
+        let for_sampling = match average {
+            Some(e) => e.apply(trained),
+            None => trained,
+        };
+        let history = losses_text(&losses.borrow());
+        let mut extra: Vec<(&str, &[u8])> = vec![("loss.csv", history.as_bytes())];
+        if let Some(raw) = &raw {
+            extra.push(("raw.safetensors", raw));
         }
-        let for_sampling = match &ema {
-            Some(e) => e.apply(trained.valid()),
-            None => trained.valid(),
-        };
-        diffuse_nn::save(
+        diffuse_nn::save_with(
             dir,
             &for_sampling,
             &Checkpoint {
                 trained_steps: step,
                 ..record.clone()
             },
+            &extra,
         )?;
-        model = Some(trained);
+        saved_at = Some(step);
+        Ok(())
+    };
+    watch.begin("train", run.steps as u64);
+    let started = Instant::now();
+    let trained = diffuse_nn::train(
+        &record.model,
+        model.take(),
+        &sched,
+        &draw,
+        &tc,
+        first,
+        ema.as_mut(),
+        &mut |k, l| {
+            losses.borrow_mut().push((k, l));
+            watch.advance(1);
+        },
+        Some(Checkpoints {
+            every: run.save_every,
+            save: &mut save,
+        }),
+    );
+    if let Err(NnError::Diverged { step: k, loss }) = trained {
+        watch.finish();
+        let history = dir.join("loss-diverged.csv");
+        std::fs::write(&history, losses_text(&losses.borrow()))
+            .with_context(|| format!("cannot write {}", history.display()))?;
+        let kept = match saved_at {
+            Some(s) => format!("the checkpoint of step {s} in {} is kept", dir.display()),
+            None => "no checkpoint had been written".to_string(),
+        };
+        bail!(
+            "the loss became {loss} at step {k}: training stopped; {kept}; every loss up to it is in {} (a smaller --lr, or --clip 1, may help)",
+            history.display()
+        );
     }
+    trained?;
+    let step = first + run.steps;
+    let losses = losses.into_inner();
     watch.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    write_losses(&loss_path, &losses)?;
     let tail: Vec<f64> = losses.iter().rev().take(100).map(|p| p.1).collect();
     let mut report = Report::new();
     report.set("data", run.data.clone());
@@ -440,19 +469,20 @@ fn new_record(
     Ok(record)
 }
 
-fn write_losses(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
+/// The loss history as loss.csv holds it.
+fn losses_text(losses: &[(usize, f64)]) -> String {
     let mut s = String::from("step,loss\n");
     for (k, l) in losses {
         s.push_str(&format!("{k},{l}\n"));
     }
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, s)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+    s
 }
 
-fn read_losses(path: &Path) -> Vec<(usize, f64)> {
-    std::fs::read_to_string(path)
+/// The loss history of the model folder `dir` (empty when it has none).
+fn read_losses(dir: &Path) -> Vec<(usize, f64)> {
+    diffuse_nn::commit::read(dir, "loss.csv")
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_default()
         .lines()
         .skip(1)
