@@ -55,9 +55,14 @@ pub struct Common {
     /// Seed of all randomness: the same seed gives the same numbers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output folder for samples.csv, summary.json and figures.
+    /// Output folder for samples.csv, summary.json and figures (default out/COMMAND). A folder
+    /// holding an earlier run's results is refused unless --force is given.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the results of an earlier run in --out (its images/, samples and summary go
+    /// first when diffuse wrote them).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of chains.

@@ -1,26 +1,124 @@
 //! Writing results: the output folder, samples.csv, summary.json.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use std::fs::{File, TryLockError};
+
+use anyhow::{Context, Result, bail};
 use diffuse_pipeline::Report;
 use serde_json::Value;
 
-/// An output folder and the numbers of its summary.json.
+use crate::args::Common;
+
+/// An output folder and the numbers of its summary.json, locked while it is written.
 pub struct Output {
     dir: PathBuf,
     summary: Report,
+    /// Held open (and locked) until the run ends: a second run on the folder is refused.
+    _lock: File,
 }
 
+/// The marker a run leaves in its folder: the folder's outputs are diffuse's to replace.
+const MARKER: &str = ".diffuse";
+
+/// What an earlier run leaves, in the order a refusal names them.
+const RESULTS: [&str; 6] = [
+    "summary.json",
+    "samples.csv",
+    "model.safetensors",
+    "config.json",
+    "images",
+    "loss.csv",
+];
+
+/// Outputs that would be stale beside a new run's (a smaller run's images beside a larger
+/// one's), removed before a replacing run when diffuse wrote them.
+const STALE: [&str; 7] = [
+    "images",
+    "samples.csv",
+    "labels.csv",
+    "summary.json",
+    "raw.safetensors",
+    "loss-diverged.csv",
+    "animation.gif",
+];
+
 impl Output {
-    /// Creates (or reuses) the folder `out`, or `out/<command>` by default.
-    pub fn new(out: Option<&Path>, command: &str) -> Result<Self> {
-        let dir = out.map_or_else(|| PathBuf::from("out").join(command), Path::to_path_buf);
+    /// The folder `--out` (or `out/<command>` by default), locked for this run. A folder given
+    /// with `--out` that holds an earlier run's results is refused unless `--force`; the default
+    /// folder is a scratch folder whose earlier results are replaced, and said so.
+    pub fn new(common: &Common, command: &str) -> Result<Self> {
+        Self::open(common, command, false)
+    }
+
+    /// [`Output::new`] for `train`: with `--resume` the folder's model is the one continued.
+    pub fn for_training(common: &Common, resume: bool) -> Result<Self> {
+        Self::open(common, "train", resume)
+    }
+
+    fn open(common: &Common, command: &str, resume: bool) -> Result<Self> {
+        let dir = common
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("out").join(command));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::create(&lock_path)
+            .with_context(|| format!("cannot write {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => bail!(
+                "another diffuse run is writing {}: wait for it to finish, or choose another --out",
+                dir.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                bail!("cannot lock {}: {e}", lock_path.display())
+            }
+        }
+        let earlier = RESULTS.iter().find(|f| dir.join(f).exists());
+        if let Some(found) = earlier
+            && !resume
+        {
+            if common.out.is_some() && !common.force {
+                bail!(
+                    "--out {} holds an earlier run's results ({}): give --force to replace them{}, or choose another --out",
+                    dir.display(),
+                    dir.join(found).display(),
+                    if command == "train" {
+                        ", --resume to continue its training"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if dir.join(MARKER).exists() {
+                for name in STALE {
+                    let p = dir.join(name);
+                    let gone = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else if p.exists() {
+                        std::fs::remove_file(&p)
+                    } else {
+                        Ok(())
+                    };
+                    gone.with_context(|| format!("cannot remove the stale {}", p.display()))?;
+                }
+            }
+            if common.out.is_none() {
+                eprintln!("replacing the earlier results in {}", dir.display());
+            }
+        }
+        let marker = dir.join(MARKER);
+        std::fs::write(&marker, format!("{command}\n"))
+            .with_context(|| format!("cannot write {}", marker.display()))?;
         let mut summary = Report::new();
         summary.set("command", command);
-        Ok(Self { dir, summary })
+        Ok(Self {
+            dir,
+            summary,
+            _lock: lock,
+        })
     }
 
     /// A file in the folder.

@@ -132,9 +132,25 @@ fn bad_input_is_one_line_and_a_nonzero_exit_and_loses_nothing() {
         ],
         vec!["forward", "--bogus"],
     ];
+    // Each case into the folder holding samples (refused, untouched) and into an empty one
+    // (its own error, not the folder's).
+    let fresh = dir.join("fresh");
+    let cases: Vec<Vec<&str>> = cases
+        .iter()
+        .flat_map(|c| {
+            let elsewhere: Vec<&str> = c
+                .iter()
+                .map(|w| if *w == o { s(&fresh) } else { w })
+                .collect();
+            [c.clone(), elsewhere]
+        })
+        .collect();
     for args in cases {
         let r = diffuse(&args);
         let err = String::from_utf8_lossy(&r.stderr);
+        if args.contains(&s(&fresh)) {
+            assert!(!err.contains("earlier run"), "{args:?}: {err:?}");
+        }
         assert!(!r.status.success(), "{args:?} should fail");
         assert_eq!(
             err.trim_end().lines().count(),
@@ -1162,4 +1178,114 @@ fn argument_errors_name_the_option_and_what_would_work() {
     );
     let e = fails(&["eval"]);
     assert!(e.contains("--samples"), "{e}");
+}
+
+/// Issue 17: an --out holding another run's results is refused (naming the file) unless
+/// --force, which first clears the stale outputs diffuse wrote there; a trained model is
+/// replaced only with --force, or continued with --resume; two runs cannot write one folder.
+#[test]
+fn outputs_of_an_earlier_run_are_never_lost_silently() {
+    let dir = tmp("outsafe");
+    let m = dir.join("m");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            "spiral",
+            "--steps",
+            "30",
+            "--hidden",
+            "16",
+            "--out",
+            s(&m),
+        ];
+        args.extend(extra);
+        diffuse(&args)
+    };
+    assert!(train(&[]).status.success());
+    let before = std::fs::read(m.join("model.safetensors")).unwrap();
+    let e = fails(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20",
+        "--hidden",
+        "8",
+        "--out",
+        s(&m),
+    ]);
+    assert!(
+        e.contains("earlier run") && e.contains("--resume") && e.contains("--force"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(m.join("model.safetensors")).unwrap(), before);
+    assert!(train(&["--resume"]).status.success());
+    assert_eq!(summary(&m)["trained_steps"], 60);
+    // Samples: a second run is refused; with --force, a smaller run's images replace the
+    // larger one's, none left behind.
+    let out = dir.join("s");
+    ok(&[
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--n",
+        "12",
+        "--out",
+        s(&out),
+    ]);
+    let e = fails(&[
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--n",
+        "3",
+        "--out",
+        s(&out),
+    ]);
+    assert!(e.contains("summary.json") && e.contains("--force"), "{e}");
+    assert_eq!(std::fs::read_dir(out.join("images")).unwrap().count(), 12);
+    ok(&[
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--n",
+        "3",
+        "--force",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(std::fs::read_dir(out.join("images")).unwrap().count(), 3);
+    // A folder another run is writing is refused.
+    let busy = dir.join("busy");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_diffuse"))
+        .args([
+            "train",
+            "--data",
+            "spiral",
+            "--steps",
+            "100000",
+            "--out",
+            s(&busy),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !busy.join(".lock").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let e = fails(&[
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--n",
+        "2",
+        "--force",
+        "--out",
+        s(&busy),
+    ]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(e.contains("another diffuse run"), "{e}");
 }

@@ -94,6 +94,7 @@ fn the_classifier_judges_images_consistently() {
         s(&real),
         "--classifier",
         s(&c),
+        "--force",
         "--out",
         s(&e),
     ]);

@@ -45,6 +45,25 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request's own errors, found before any work: sizes, and guidance with nothing to
+    /// guide towards.
+    pub fn check(&self) -> Result<()> {
+        positive("--n", self.n)?;
+        positive("--batch", self.batch)?;
+        if !self.guidance.is_finite() {
+            bail!("--guidance must be a finite number");
+        }
+        if self.guidance != 1.0 && self.ask == Ask::Nothing {
+            bail!(
+                "--guidance {} needs something to guide towards: give --prompt or --label",
+                self.guidance
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Request {
     /// `n` unconditional samples by DDPM, seed 0, in one batch of up to 10,000.
     pub fn new(n: usize) -> Self {
         Self {
@@ -151,17 +170,8 @@ pub(crate) fn text_encoder() -> Result<diffuse_text::TextEncoder> {
 
 /// Draws the samples `request` asks of `model`.
 pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Result<Samples> {
-    let n = positive("--n", request.n)?;
-    positive("--batch", request.batch)?;
-    if !request.guidance.is_finite() {
-        bail!("--guidance must be a finite number");
-    }
-    if request.guidance != 1.0 && request.ask == Ask::Nothing {
-        bail!(
-            "--guidance {} needs something to guide towards: give --prompt or --label",
-            request.guidance
-        );
-    }
+    request.check()?;
+    let n = request.n;
     let (groups, truncated) = groups(model, &request.ask, watch)?;
     let (d, t, dev) = (model.dim(), model.record.steps, device::cpu());
     let clip = request.clip && model.clips();

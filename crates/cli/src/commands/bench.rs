@@ -15,7 +15,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let sd = StableDiffusion::load(dir, &diffuse_core::device::cpu())
             .with_context(|| format!("--sd {}", dir.display()))?;
         let t = time(&sd, a.sd_latent, a.repeats, &mut |line| eprintln!("{line}"))?;
-        let mut out = Output::new(a.common.out.as_deref(), "bench")?;
+        let mut out = Output::new(&a.common, "bench")?;
         out.set("model", dir.display().to_string());
         out.set("latent", a.sd_latent);
         out.num("unet_step_seconds", t.unet_step_seconds);
@@ -32,7 +32,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         seed: a.common.seed,
     };
     let report = bench(&run, &mut |line| eprintln!("{line}"))?;
-    let mut out = Output::new(a.common.out.as_deref(), "bench")?;
+    let mut out = Output::new(&a.common, "bench")?;
     out.report(report);
     out.finish_and_print()
 }

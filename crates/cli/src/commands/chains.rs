@@ -95,7 +95,7 @@ fn report(
 /// `diffuse langevin`.
 pub fn langevin(a: &LangevinArgs) -> Result<()> {
     let energy = prepare(&a.chain)?;
-    let mut out = Output::new(a.common.out.as_deref(), "langevin")?;
+    let mut out = Output::new(&a.common, "langevin")?;
     let noise = NoiseSource::new(a.common.seed);
     let c = &a.chain;
     let mut rec = Recorder::new(c.trajectories.min(c.chains), c.start);
@@ -133,7 +133,7 @@ pub fn langevin(a: &LangevinArgs) -> Result<()> {
 pub fn metropolis(a: &MetropolisArgs) -> Result<()> {
     let energy = prepare(&a.chain)?;
     let proposal = Proposal::parse(&a.proposal).context("--proposal")?;
-    let mut out = Output::new(a.common.out.as_deref(), "metropolis")?;
+    let mut out = Output::new(&a.common, "metropolis")?;
     let noise = NoiseSource::new(a.common.seed);
     let c = &a.chain;
     let mut rec = Recorder::new(c.trajectories.min(c.chains), c.start);

@@ -19,7 +19,7 @@ pub fn run(a: &ClassifierArgs) -> Result<()> {
         channels: a.channels,
         seed: a.common.seed,
     };
-    let mut out = Output::new(a.common.out.as_deref(), "classifier")?;
+    let mut out = Output::new(&a.common, "classifier")?;
     let report = train_classifier(&run, &out.path(""), &mut Bars::new())?;
     out.report(report);
     out.finish()?;

@@ -24,7 +24,7 @@ pub fn run(a: &ConvergeArgs) -> Result<()> {
         seed: a.common.seed,
     };
     let result = converge(&study, &mut Bars::new())?;
-    let mut out = Output::new(a.common.out.as_deref(), "converge")?;
+    let mut out = Output::new(&a.common, "converge")?;
     let mut results = serde_json::Map::new();
     let (mut err_series, mut ed_series) = (vec![], vec![]);
     for (c, curve) in result.curves.iter().enumerate() {

@@ -29,7 +29,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         );
     }
     let report = eval::against_law(&table, &data, a.projections, a.max_energy_n, a.common.seed)?;
-    let mut out = Output::new(a.common.out.as_deref(), "eval")?;
+    let mut out = Output::new(&a.common, "eval")?;
     out.set("samples", a.samples.display().to_string());
     out.set("data", spec);
     out.report(report);
@@ -86,7 +86,7 @@ fn judge(a: &EvalArgs, classifier: &Path) -> Result<()> {
         a.common.seed,
         &mut Bars::new(),
     )?;
-    let mut out = Output::new(a.common.out.as_deref(), "eval")?;
+    let mut out = Output::new(&a.common, "eval")?;
     out.set("samples", a.samples.display().to_string());
     out.set("classifier", classifier.display().to_string());
     out.report(report);

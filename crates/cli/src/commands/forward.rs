@@ -32,7 +32,7 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
     };
     let traj = recorder.finish()?;
     let (d, to, n, sched) = (f.data.dim(), f.to, p.n, &f.schedule);
-    let mut out = Output::new(a.common.out.as_deref(), "forward")?;
+    let mut out = Output::new(&a.common, "forward")?;
     out.set("data", p.data.clone());
     out.set("schedule", sched.name());
     out.set("steps", p.steps);

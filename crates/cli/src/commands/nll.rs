@@ -62,7 +62,7 @@ pub fn run(a: &NllArgs) -> Result<()> {
         a.common.seed,
         &mut watch,
     )?;
-    let mut out = Output::new(a.common.out.as_deref(), "nll")?;
+    let mut out = Output::new(&a.common, "nll")?;
     out.set("samples", a.samples.display().to_string());
     out.set(source.0, source.1);
     out.set("schedule", density.schedule.name());

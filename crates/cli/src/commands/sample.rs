@@ -68,6 +68,10 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         0
     };
     let mut frames: Vec<Vec<f64>> = vec![];
+    // The folder is claimed before the long work (after the request's own errors), so that a
+    // refusal costs nothing.
+    request.check()?;
+    let mut out = Output::new(&a.common, "sample")?;
     let samples = {
         let (mut batch_start, mut frame) = (u64::MAX, 0);
         let mut watch = Bars::watching(Box::new(|rows, t, x| {
@@ -94,7 +98,6 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     };
     let x = &samples.x;
     let record = &model.record;
-    let mut out = Output::new(a.common.out.as_deref(), "sample")?;
     if d == 1 {
         // The model samples standardised data: paths go back to the data's units.
         let traj: Vec<Vec<(f64, f64)>> = recorder

@@ -118,6 +118,10 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         vec![None]
     };
 
+    // The folder is claimed before the long work (after the request's own errors), so that a
+    // refusal costs nothing.
+    sd::check(&model, &request)?;
+    let mut out = Output::new(&a.common, "sample")?;
     let (mut runs, mut frames): (Vec<SdImages>, Vec<Vec<Vec<u8>>>) = (vec![], vec![]);
     for (k, e) in embeds.iter().enumerate() {
         request.prompt_embeds = e.clone();
@@ -158,7 +162,6 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     );
 
     // Everything is computed: now the outputs.
-    let mut out = Output::new(a.common.out.as_deref(), "sample")?;
     let [_, _, height, width] = first.images.dims();
     let mut pictures = vec![];
     for r in &runs {

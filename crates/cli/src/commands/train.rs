@@ -35,7 +35,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         label_dropout: a.label_dropout,
         seed: a.common.seed,
     };
-    let mut out = Output::new(a.common.out.as_deref(), "train")?;
+    let mut out = Output::for_training(&a.common, a.resume)?;
     let trained = train(&run, &out.path(""), &mut Bars::new())?;
     loss_plot(&out.path("loss.png"), &trained.losses)?;
     out.report(trained.report);

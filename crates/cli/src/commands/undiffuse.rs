@@ -51,7 +51,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     let traj = recorder.finish()?;
     let name = a.sampling.name().as_str();
     let (from, to, n, nfe) = (u.from, a.to, u.x.len() / d, u.nfe);
-    let mut out = Output::new(a.common.out.as_deref(), "undiffuse")?;
+    let mut out = Output::new(&a.common, "undiffuse")?;
     out.set("data", p.data.clone());
     out.set("schedule", u.schedule.name());
     out.set("steps", p.steps);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde::Serialize;
 
@@ -127,6 +127,29 @@ pub fn run_all(
     quick: bool,
 ) -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    // A page's folder is its own: a folder it wrote before (the marker) has its experiments
+    // replaced; any other folder holding one of their names is refused, nothing touched.
+    let marker = root.join(".diffuse-page");
+    let owned = marker.exists();
+    for e in experiments {
+        let dir = root.join(e.name);
+        if dir.exists() && !owned {
+            bail!(
+                "--out {}: {} exists and was not written by diffuse; choose another --out",
+                root.display(),
+                dir.display()
+            );
+        }
+    }
+    std::fs::write(&marker, "tour\n")
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    for e in experiments {
+        let dir = root.join(e.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot replace {}", dir.display()))?;
+        }
+    }
     let bar = crate::progress::bar(experiments.len() as u64, label);
     let mut sections = vec![];
     for e in experiments {

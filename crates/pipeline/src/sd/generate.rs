@@ -179,12 +179,9 @@ struct Plan {
     shape: [usize; 3],
 }
 
-/// Generates `request.n` images from the pipeline.
-pub fn generate(
-    sd: &StableDiffusion,
-    request: &SdRequest,
-    watch: &mut dyn Watch,
-) -> Result<SdImages> {
+/// The request's own errors, found before any work (sizes, sampler, inputs that exclude each
+/// other); returns the picture's height and width and the sampler.
+pub fn check(sd: &StableDiffusion, request: &SdRequest) -> Result<(usize, usize, SamplerName)> {
     let f = sd.vae_scale();
     let down = 1usize << (sd.unet_layout.config.block_out_channels.len() - 1);
     let multiple = f * down;
@@ -219,10 +216,6 @@ pub fn generate(
     if request.init_image.is_some() && request.latents.is_some() {
         bail!("give --init-image or --init-latents, not both");
     }
-    let (h, w, c) = (height / f, width / f, sd.unet_layout.config.in_channels);
-    let n = request.n;
-    let d = c * h * w;
-    let device = sd.text_encoder.device();
     let name = request
         .sampler
         .unwrap_or_else(|| super::sampler_for_class(&sd.scheduler.class));
@@ -236,6 +229,31 @@ pub fn generate(
             name.as_str()
         );
     }
+    let (n, c) = (request.n, sd.unet_layout.config.in_channels);
+    let (h, w) = (height / f, width / f);
+    if let Some(l) = &request.latents
+        && l.dims() != [n, c, h, w]
+    {
+        bail!(
+            "the given latents have shape {:?}; this run needs [{n}, {c}, {h}, {w}]",
+            l.dims()
+        );
+    }
+    Ok((height, width, name))
+}
+
+/// Generates `request.n` images from the pipeline.
+pub fn generate(
+    sd: &StableDiffusion,
+    request: &SdRequest,
+    watch: &mut dyn Watch,
+) -> Result<SdImages> {
+    let (height, width, name) = check(sd, request)?;
+    let f = sd.vae_scale();
+    let (h, w, c) = (height / f, width / f, sd.unet_layout.config.in_channels);
+    let n = request.n;
+    let d = c * h * w;
+    let device = sd.text_encoder.device();
     if let Some(l) = &request.latents
         && l.dims() != [n, c, h, w]
     {

@@ -21,7 +21,7 @@ mod io;
 mod scheduler;
 
 pub use edit::{interpolate, swap_token};
-pub use generate::{SdImages, SdRequest, decode, generate};
+pub use generate::{SdImages, SdRequest, check, decode, generate};
 pub use guide::{ImageLoss, LossGuide};
 pub use io::{read_image, read_tensor4, to_rgb8, write_tensors};
 pub use scheduler::{SchedulerConfig, sampler_for_class};
