@@ -11,7 +11,7 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::Result;
 use crate::checkpoint::err;
@@ -76,17 +76,6 @@ pub fn exists(dir: &Path, name: &str) -> bool {
     dir.join(name).is_file() || committed(dir).is_some_and(|names| names.iter().any(|n| n == name))
 }
 
-/// Where the file `name` of the folder's current unit is now (for messages and readers that
-/// open files themselves).
-pub fn path(dir: &Path, name: &str) -> PathBuf {
-    let pending = dir.join(NEXT).join(name);
-    if committed(dir).is_some() && pending.is_file() {
-        pending
-    } else {
-        dir.join(name)
-    }
-}
-
 /// The names of a committed but not yet finished unit.
 fn committed(dir: &Path) -> Option<Vec<String>> {
     let text = fs::read_to_string(dir.join(NEXT).join(COMPLETE)).ok()?;
@@ -110,6 +99,7 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("diffuse-commit-{name}-{}", std::process::id()));
