@@ -22,6 +22,10 @@ pub enum Command {
     Langevin(LangevinArgs),
     /// Metropolis chains with a Gaussian or a drift-then-diffuse proposal (seed 000).
     Metropolis(MetropolisArgs),
+    /// Langevin chains against the Fokker-Planck equation of their density, solved on a grid,
+    /// at several times (seed 000, approach 3).
+    #[command(name = "fokker-planck")]
+    FokkerPlanck(FokkerPlanckArgs),
     /// Diffuse data forward, step by step and in closed form (seeds 000, 004).
     Forward(ForwardArgs),
     /// Run the reverse process with the exact denoiser of the data (seeds 000, 004).
@@ -68,7 +72,8 @@ pub struct Common {
 /// Options of chains.
 #[derive(Debug, Args, Clone)]
 pub struct ChainArgs {
-    /// Energy E(x): quadratic[:K] is K x^2 / 2, whose law exp(-E) is N(0, 1/K).
+    /// Energy E(x): quadratic[:K] is K x^2 / 2, whose law exp(-E) is N(0, 1/K); double-well[:A]
+    /// is A (x^2 - 1)^2.
     #[arg(long, default_value = "quadratic")]
     pub energy: String,
     /// Steps per chain.
@@ -93,6 +98,31 @@ pub struct LangevinArgs {
     /// The step size delta.
     #[arg(long, default_value_t = 0.01)]
     pub delta: f64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `diffuse fokker-planck`.
+#[derive(Debug, Args, Clone)]
+pub struct FokkerPlanckArgs {
+    /// Energy E(x): quadratic[:K] is K x^2 / 2; double-well[:A] is A (x^2 - 1)^2.
+    #[arg(long, default_value = "quadratic")]
+    pub energy: String,
+    /// Where every chain starts, and the equation's point mass.
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub start: f64,
+    /// Number of independent chains.
+    #[arg(long, default_value_t = 10_000)]
+    pub chains: usize,
+    /// The Langevin step delta (time = steps x delta).
+    #[arg(long, default_value_t = 0.01)]
+    pub delta: f64,
+    /// Times at which to compare the histograms with the equation (comma-separated).
+    #[arg(long, default_value = "0.1,0.3,0.7,1.5,4", value_delimiter = ',')]
+    pub times: Vec<f64>,
+    /// Grid cells of the equation.
+    #[arg(long, default_value_t = 1000)]
+    pub cells: usize,
     #[command(flatten)]
     pub common: Common,
 }

@@ -120,6 +120,9 @@ fn bad_input_is_one_line_and_a_nonzero_exit_and_loses_nothing() {
         vec!["langevin", "--delta", "-1", "--out", o],
         vec!["langevin", "--steps", "0", "--out", o],
         vec!["metropolis", "--proposal", "walk:1", "--out", o],
+        vec!["fokker-planck", "--energy", "double-well:-1", "--out", o],
+        vec!["fokker-planck", "--times", "0.5,-1", "--out", o],
+        vec!["fokker-planck", "--cells", "2", "--out", o],
         vec!["forward", "--data", "csv:/no/such/file.csv", "--out", o],
         vec![
             "eval",
@@ -217,6 +220,7 @@ fn the_same_seed_gives_the_same_bytes_and_batches_do_not_matter() {
         [&["forward", "--closed-form"][..], &base].concat(),
         vec!["langevin", "--chains", "300", "--steps", "100"],
         vec!["metropolis", "--chains", "300", "--steps", "100"],
+        vec!["fokker-planck", "--chains", "300", "--times", "0.5"],
     ];
     for sampler in SAMPLERS {
         commands.push([&["undiffuse", "--prior", "normal"][..], &base, sampler].concat());

@@ -40,6 +40,21 @@ fn ks_p_value(d: f64, n_eff: f64) -> f64 {
     kolmogorov_q((sq + 0.12 + 0.11 / sq) * d)
 }
 
+/// The KS statistic that n samples of the law itself exceed with probability `level`: the
+/// noise floor of a KS distance (the inverse of the p-value, by bisection).
+pub fn ks_critical(n: usize, level: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if ks_p_value(mid, n as f64) > level {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The one-sample KS test of `x` against a continuous (or step) CDF.
 pub fn ks_one_sample(x: &[f64], cdf: impl Fn(f64) -> f64) -> KsTest {
     let mut s: Vec<f64> = x.to_vec();
@@ -306,6 +321,10 @@ mod tests {
         assert!((kolmogorov_q(1.3581) - 0.05).abs() < 5e-4);
         assert!((kolmogorov_q(1.6276) - 0.01).abs() < 2e-4);
         assert!((kolmogorov_q(0.8276) - 0.5).abs() < 1e-3);
+        // The inverse: at n = 10,000, p = 0.001 is D = 1.9495 / (100 + 0.12 + 0.0011).
+        let d = ks_critical(10_000, 1e-3);
+        assert!((ks_p_value(d, 1e4) - 1e-3).abs() < 1e-9);
+        assert!((d - 1.9495 / 100.1211).abs() < 1e-4, "{d}");
     }
 
     /// Under the null, p-values are uniform: of 200 KS tests at level 0.05 about 10 reject;

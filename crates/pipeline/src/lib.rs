@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod eval;
+mod fokker_planck;
 mod forward;
 mod generate;
 mod likelihood;
@@ -32,6 +33,7 @@ pub mod study;
 mod train;
 mod undiffuse;
 
+pub use fokker_planck::{Compared, Dynamics, Snapshot, compare};
 pub use forward::{Diffused, Forward, diffuse};
 pub use generate::{Ask, Request, Samples, generate};
 pub use likelihood::{Density, Likelihoods, log_likelihoods};

@@ -6,6 +6,7 @@ mod chains;
 mod classify;
 mod converge;
 mod eval;
+mod fokker_planck;
 mod forward;
 mod nll;
 mod sample;
@@ -22,6 +23,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Langevin(a) => chains::langevin(&a),
         Command::Metropolis(a) => chains::metropolis(&a),
+        Command::FokkerPlanck(a) => fokker_planck::run(&a),
         Command::Forward(a) => forward::run(&a),
         Command::Undiffuse(a) => undiffuse::run(&a),
         Command::Eval(a) => eval::run(&a),

@@ -1,11 +1,13 @@
 //! Markov chains with a known stationary law exp(-E(x)) (seed 000): Langevin dynamics and the
-//! Metropolis method. Chains are 1-D and many at once; chain i is global row `rows.start + i`.
+//! Metropolis method, and the Fokker-Planck equation of the chains' density. Chains are 1-D and many at once; chain i is global row `rows.start + i`.
 
 mod energy;
+mod fokker_planck;
 mod langevin;
 mod metropolis;
 
 pub use energy::Energy;
+pub use fokker_planck::FokkerPlanck;
 pub use langevin::langevin;
 pub use metropolis::{Metropolis, Proposal, metropolis};
 
