@@ -1293,3 +1293,57 @@ fn outputs_of_an_earlier_run_are_never_lost_silently() {
     child.wait().unwrap();
     assert!(e.contains("another diffuse run"), "{e}");
 }
+
+/// `--data mnist` without a folder reads where scripts/mnist.sh installs (or $DIFFUSE_MNIST),
+/// and says how to install it when nothing is there.
+#[test]
+fn mnist_without_a_folder_reads_the_installed_files() {
+    let dir = tmp("mnist-default");
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend_from_slice(data);
+        v
+    };
+    let files = dir.join("mnist");
+    std::fs::create_dir_all(&files).unwrap();
+    let pixels: Vec<u8> = (0..8 * 16).map(|v| (v * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..8).map(|v| v % 10).collect();
+    for split in ["train", "t10k"] {
+        std::fs::write(
+            files.join(format!("{split}-images.idx3-ubyte")),
+            idx(&[8, 4, 4], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            files.join(format!("{split}-labels.idx1-ubyte")),
+            idx(&[8], &labels),
+        )
+        .unwrap();
+    }
+    let run = |mnist: &Path, out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_diffuse"))
+            .args(["train", "--data", "mnist", "--steps", "2", "--batch", "4"])
+            .args(["--hidden", "8", "--depth", "1", "--out"])
+            .arg(dir.join(out))
+            .env("DIFFUSE_MNIST", mnist)
+            .output()
+            .unwrap()
+    };
+    let good = run(&files, "m");
+    let err = String::from_utf8_lossy(&good.stderr);
+    assert!(good.status.success(), "{err}");
+    let config = std::fs::read_to_string(dir.join("m").join("config.json")).unwrap();
+    assert!(config.contains("\"mnist\""), "{config}");
+    let bad = run(&dir.join("nowhere"), "n");
+    let err = String::from_utf8_lossy(&bad.stderr).trim().to_string();
+    assert!(!bad.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nowhere") && err.contains("scripts/mnist.sh"),
+        "{err}"
+    );
+    assert!(!dir.join("n").join("config.json").exists());
+}

@@ -11,6 +11,19 @@ use crate::{DataError, Result};
 /// Where the Debian package `dataset-fashion-mnist` puts its files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Where `--data mnist` reads MNIST: `$DIFFUSE_MNIST`, else where `scripts/mnist.sh` installs
+/// it, `$XDG_DATA_HOME/diffuse/mnist` (default `~/.local/share/diffuse/mnist`).
+pub fn mnist_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("DIFFUSE_MNIST") {
+        return Some(PathBuf::from(dir));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("diffuse/mnist"))
+}
+
 /// Fashion-MNIST's classes, in label order.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "t-shirt",

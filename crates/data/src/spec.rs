@@ -7,7 +7,8 @@ use diffuse_core::{Mixture, NoiseSource, Stream};
 use crate::csv::{Table, read_csv};
 use crate::gmm::read_gmm;
 use crate::images::{
-    FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, ImageSet, digits, read_idx_dir, read_image_folder,
+    FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, ImageSet, digits, mnist_dir, read_idx_dir,
+    read_image_folder,
 };
 use crate::toy::{Toy, eight_gaussians, mixture1d};
 use crate::{DataError, Result};
@@ -87,6 +88,26 @@ impl Dataset {
                 };
                 Source::Images(read_idx_dir(dir, split, Some(&FASHION_MNIST_CLASSES))?)
             }
+            ("mnist" | "mnist-test", None) => {
+                let dir = mnist_dir().ok_or_else(|| {
+                    DataError::Spec(format!(
+                        "data '{spec}': neither DIFFUSE_MNIST nor HOME is set; give {kind}:DIR"
+                    ))
+                })?;
+                if !dir.exists() {
+                    return Err(DataError::Spec(format!(
+                        "data '{spec}': {} does not exist (run scripts/mnist.sh, or give \
+                         {kind}:DIR)",
+                        dir.display()
+                    )));
+                }
+                let split = if kind == "mnist-test" {
+                    "t10k"
+                } else {
+                    "train"
+                };
+                Source::Images(read_idx_dir(&dir, split, None)?)
+            }
             ("mnist" | "mnist-test" | "idx", Some(dir)) => {
                 let split = if kind == "mnist-test" {
                     "t10k"
@@ -105,7 +126,7 @@ impl Dataset {
             _ => {
                 return Err(DataError::Spec(format!(
                     "unknown data '{spec}' (expected delta:V[,V...], gmm:FILE.json, csv:PATH, \
-                     fashion-mnist[:DIR], mnist:DIR, images:DIR, digits or one of {})",
+                     fashion-mnist[:DIR], mnist[:DIR], images:DIR, digits or one of {})",
                     Toy::NAMES.join(", ")
                 )));
             }
