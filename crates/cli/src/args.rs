@@ -227,10 +227,10 @@ pub struct SamplerArgs {
     #[arg(long)]
     pub grid: Option<String>,
     /// Noise of ddim and euler-ancestral (ddim default 0, euler-ancestral default 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eta: Option<f64>,
     /// EDM's S_churn for heun (0: deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub churn: f64,
     /// Steps of the SDE (default: 4 per schedule step).
     #[arg(long)]

@@ -583,7 +583,28 @@ fn nll_of_a_mixture_matches_its_log_density() {
             "probes {probes}: {err} nats/dim off"
         );
         assert!(v["bits_per_dim"].as_f64().unwrap() > 0.0);
+        assert!(v["alpha_bar_T"].as_f64().unwrap() < 1e-3);
     }
+    // A schedule that stops short of N(0, I) gives numbers that are off: said, with alpha_bar_T.
+    let out = dir.join("short");
+    let err = ok(&[
+        "nll",
+        "--data",
+        &spec,
+        "--samples",
+        s(&samples.join("samples.csv")),
+        "--schedule",
+        "linear:1e-4:0.002",
+        "--steps",
+        "100",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("warning") && err.contains("alpha_bar_T = 9.0"),
+        "{err}"
+    );
+    assert!(summary(&out)["alpha_bar_T"].as_f64().unwrap() > 0.89);
 }
 
 #[test]
@@ -1346,4 +1367,53 @@ fn mnist_without_a_folder_reads_the_installed_files() {
         "{err}"
     );
     assert!(!dir.join("n").join("config.json").exists());
+}
+
+/// Settings that used to run and say nothing wrong (issue 17): each is now one line naming the
+/// setting and what would work.
+#[test]
+fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
+    let dir = tmp("silent");
+    let o = s(&dir);
+    let base = ["undiffuse", "--data", "8gaussians", "--n", "100"];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec![
+                "langevin", "--delta", "5", "--steps", "100", "--chains", "50",
+            ],
+            &["diverged at step", "delta = 5", "delta < 2"],
+        ),
+        (
+            vec!["langevin", "--energy", "double-well", "--delta", "0.5"],
+            &["diverged at step", "smaller --delta"],
+        ),
+        (vec!["metropolis", "--start", "1e300"], &["start 1e300"]),
+        (vec!["langevin", "--start", "1e300"], &["start 1e300"]),
+        (
+            [
+                &base[..],
+                &["--sampler", "ddim", "--nfe", "500", "--steps", "200"],
+            ]
+            .concat(),
+            &["nfe 500", "200 steps"],
+        ),
+        (
+            [&base[..], &["--sampler", "heun", "--churn", "-1"]].concat(),
+            &["churn", "-1"],
+        ),
+        (
+            [&base[..], &["--sampler", "euler", "--churn", "1"]].concat(),
+            &["churn applies to heun"],
+        ),
+        (
+            [&base[..], &["--sampler", "dpmpp-2m", "--eta", "0.5"]].concat(),
+            &["eta applies to ddim and euler-ancestral"],
+        ),
+    ];
+    for (args, words) in cases {
+        let e = fails(&[&args[..], &["--force", "--out", o]].concat());
+        for w in words {
+            assert!(e.contains(w), "{args:?}: {e}");
+        }
+    }
 }

@@ -82,6 +82,16 @@ pub fn log_likelihoods(
     let noise = NoiseSource::new(seed);
     let dev = device::default_device();
     let n = x.len() / d;
+    let alpha_bar_t = density.schedule.alpha_bar(density.schedule.steps());
+    if alpha_bar_t > ALPHA_BAR_T_WARN {
+        watch.warn(&format!(
+            "the schedule ends at alpha_bar_T = {alpha_bar_t:.3e}: x_T keeps sqrt(alpha_bar_T) = \
+             {:.3} of the data, so it is not N(0, I) as the likelihood assumes, and the numbers are \
+             off by an amount the run cannot know; diffuse further (more --steps or larger betas) \
+             until alpha_bar_T is below {ALPHA_BAR_T_WARN:e}",
+            alpha_bar_t.sqrt()
+        ));
+    }
     let mut ll = Vec::with_capacity(n);
     let mut nfe = 0;
     watch.begin("nll", n as u64);
@@ -118,6 +128,7 @@ pub fn log_likelihoods(
     report.num("nll_nats", m);
     report.num("stderr", (v / n as f64).sqrt());
     report.num("bits_per_dim", m / (d as f64 * std::f64::consts::LN_2));
+    report.num("alpha_bar_T", alpha_bar_t);
     if let Some(q) = &density.truth {
         let truth: Vec<f64> = x.chunks(d).map(|row| -q.log_density(row)).collect();
         let (tm, _) = mean_var(&truth);
@@ -126,3 +137,6 @@ pub fn log_likelihoods(
     }
     Ok(Likelihoods { ll, nfe, report })
 }
+
+/// Above this alpha_bar_T (x_T keeping more than 3% of the data), the prior's mismatch is said.
+const ALPHA_BAR_T_WARN: f64 = 1e-3;

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::{Energy, check_rows};
+use super::{Energy, check_rows, check_starts, runaway_bound};
 use crate::error::{CoreError, Result, invalid};
 use crate::noise::{NoiseSource, Stream};
 
@@ -23,19 +23,33 @@ pub fn langevin(
         ));
     }
     check_rows(x0, &rows)?;
+    check_starts(energy, x0)?;
     let mut x = x0.to_vec();
     let scale = (2.0 * delta).sqrt();
+    let bound = runaway_bound(energy, x0);
     for k in 1..=steps {
         let z = noise.normals(Stream::Chain, k as u64, rows.clone(), 1);
         for (xi, zi) in x.iter_mut().zip(&z) {
             *xi = *xi - delta * energy.gradient(*xi) + scale * zi;
         }
+        // A chain this far out is running away (the step overshoots the well by more each
+        // time), long before it overflows: say so at the step it happens.
+        if let Some((i, v)) = x
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && v.abs() < bound))
+        {
+            return Err(CoreError::NonFinite(format!(
+                "Langevin chains diverged at step {k} (chain {}, at x = {v:.3e}): delta = {delta} \
+                 is too large for this energy{}; try a smaller --delta",
+                rows.start + i as u64,
+                match energy {
+                    Energy::Quadratic { k } => format!(" (E'' = {k} needs delta < {})", 2.0 / k),
+                    _ => String::new(),
+                }
+            )));
+        }
         on_step(k, &x);
-    }
-    if x.iter().any(|v| !v.is_finite()) {
-        return Err(CoreError::NonFinite(format!(
-            "Langevin chains diverged: delta = {delta} is too large for this energy"
-        )));
     }
     Ok(x)
 }

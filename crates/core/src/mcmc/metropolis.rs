@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{Energy, check_rows};
+use super::{Energy, check_rows, check_starts};
 use crate::error::{CoreError, Result, invalid};
 use crate::noise::{NoiseSource, Stream};
 
@@ -98,6 +98,7 @@ pub fn metropolis(
     on_step: &mut dyn FnMut(usize, &[f64]),
 ) -> Result<Metropolis> {
     check_rows(x0, &rows)?;
+    check_starts(energy, x0)?;
     let mut x = x0.to_vec();
     let mut accepted = 0u64;
     for k in 1..=steps {

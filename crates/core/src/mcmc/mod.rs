@@ -22,3 +22,25 @@ fn check_rows(x0: &[f64], rows: &std::ops::Range<u64>) -> crate::Result<()> {
     }
     Ok(())
 }
+
+/// Refuses a start where E or E' is not finite: no chain could move from there.
+fn check_starts(energy: &Energy, x0: &[f64]) -> crate::Result<()> {
+    if let Some(x) = x0
+        .iter()
+        .find(|x| !(energy.value(**x).is_finite() && energy.gradient(**x).is_finite()))
+    {
+        return Err(crate::CoreError::Invalid(format!(
+            "start {x:e}: the energy there is not a finite number; start where exp(-E) has mass \
+             (within {:.3e} of 0)",
+            energy.support().1
+        )));
+    }
+    Ok(())
+}
+
+/// How far out a chain is taken to have run away: a million times past the starts and the
+/// stationary law's support.
+fn runaway_bound(energy: &Energy, x0: &[f64]) -> f64 {
+    let reach = x0.iter().fold(energy.support().1, |m, x| m.max(x.abs()));
+    1e6 * reach.max(1.0)
+}

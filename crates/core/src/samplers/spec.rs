@@ -227,6 +227,26 @@ impl SamplerSpec {
                 "sigma-max and sigma-min apply to the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc)",
             );
         }
+        if !(self.churn.is_finite() && self.churn >= 0.0) {
+            return invalid(format!(
+                "churn must be a non-negative number (got {})",
+                self.churn
+            ));
+        }
+        if self.churn != 0.0 && self.name != SamplerName::Heun {
+            return invalid(format!(
+                "churn applies to heun (EDM's stochastic Heun), not to {}",
+                self.name
+            ));
+        }
+        if self.eta.is_some()
+            && !matches!(self.name, SamplerName::Ddim | SamplerName::EulerAncestral)
+        {
+            return invalid(format!(
+                "eta applies to ddim and euler-ancestral, not to {}",
+                self.name
+            ));
+        }
         if self.grid.is_some() && !self.name.has_budget() {
             return invalid(format!(
                 "a grid applies to ddim and the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc), not to {}",
@@ -248,6 +268,13 @@ impl SamplerSpec {
                         grid_name(&grid)
                     ));
                 };
+                if self.nfe.is_some_and(|n| n > span.max(1)) {
+                    return invalid(format!(
+                        "nfe {nfe}: ddim takes one evaluation per model step it visits, and this \
+                         run spans {} steps",
+                        span.max(1)
+                    ));
+                }
                 Sampler::Ddim {
                     eta: eta(0.0)?,
                     spacing,
@@ -413,9 +440,16 @@ mod tests {
             steps(spec(SamplerName::Unipc, 9).sampler(1000, 0).unwrap()),
             9
         );
-        // DDIM cannot take more steps than the span has.
+        // DDIM cannot take more steps than the span has: a budget above it is refused, not cut;
+        // without one it takes the span.
+        let err = spec(SamplerName::Ddim, 50).sampler(20, 0).unwrap_err();
+        assert!(err.to_string().contains("nfe 50"), "{err}");
         assert_eq!(
-            steps(spec(SamplerName::Ddim, 50).sampler(20, 0).unwrap()),
+            steps(spec(SamplerName::Ddim, 20).sampler(20, 0).unwrap()),
+            20
+        );
+        assert_eq!(
+            steps(SamplerSpec::new(SamplerName::Ddim).sampler(20, 0).unwrap()),
             20
         );
         // Without a budget: 50, at most two per step.
