@@ -1417,3 +1417,48 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
         }
     }
 }
+
+/// A model whose weights hold a NaN samples nothing: one line saying which sample came out
+/// non-finite and why that can be, a non-zero exit, and no samples.csv.
+#[test]
+fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
+    let dir = tmp("nan-weights");
+    let m = dir.join("m");
+    ok(&[
+        "train",
+        "--data",
+        "delta:-1,1",
+        "--timesteps",
+        "50",
+        "--hidden",
+        "8",
+        "--depth",
+        "1",
+        "--steps",
+        "5",
+        "--out",
+        s(&m),
+    ]);
+    // The first f32 of the safetensors data section (after the 8-byte length and the header).
+    let path = m.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..12 + header].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    for sampler in ["ddpm", "dpmpp-2m"] {
+        let out = dir.join(sampler);
+        let e = fails(&[
+            "sample",
+            "--model",
+            s(&m),
+            "--n",
+            "20",
+            "--sampler",
+            sampler,
+            "--out",
+            s(&out),
+        ]);
+        assert!(e.contains("sample 0 came out NaN"), "{sampler}: {e}");
+        assert!(!out.join("samples.csv").exists(), "{sampler}");
+    }
+}

@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Tensor;
 use diffuse_core::samplers::{self, BatchNoise, Fixed, GridKind, Sampler, level_at_step};
 use diffuse_core::tensor::to_vec;
@@ -135,7 +135,17 @@ pub fn run_batches(
             }
         })?;
         seen?;
-        out.extend(to_vec(&x)?);
+        let d = x.dims()[1].max(1);
+        let values = to_vec(&x)?;
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            bail!(
+                "sample {} came out {v}: the denoiser gave a non-finite value (a model with NaN or \
+                 infinite weights?) or the sampler diverged (try another --sampler, more --nfe or \
+                 the default --grid)",
+                rows.start + (i / d) as u64
+            );
+        }
+        out.extend(values);
         nfe = evals;
         watch.advance(rows.end - rows.start);
     }
