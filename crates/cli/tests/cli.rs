@@ -1462,3 +1462,65 @@ fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
         assert!(!out.join("samples.csv").exists(), "{sampler}");
     }
 }
+
+/// A config.json that lies (a zero or negative std, a billion steps, a decay above 1, the wrong
+/// number of means) is refused on load, naming the file and the field.
+#[test]
+fn a_lying_config_is_refused_naming_the_field() {
+    let dir = tmp("lying-config");
+    let m = dir.join("m");
+    ok(&[
+        "train",
+        "--data",
+        "delta:-1,1",
+        "--timesteps",
+        "50",
+        "--hidden",
+        "8",
+        "--depth",
+        "1",
+        "--steps",
+        "5",
+        "--out",
+        s(&m),
+    ]);
+    let text = std::fs::read_to_string(m.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "/standardization/std",
+            serde_json::json!([0.0]),
+            "standardization.std[0] = 0",
+        ),
+        (
+            "/standardization/std",
+            serde_json::json!([-1.0]),
+            "standardization.std[0] = -1",
+        ),
+        (
+            "/standardization/mean",
+            serde_json::json!([0.0, 1.0]),
+            "2 means and 1 stds",
+        ),
+        (
+            "/steps",
+            serde_json::json!(1_000_000_000u64),
+            "steps 1000000000",
+        ),
+        ("/ema", serde_json::json!(2.0), "ema 2"),
+    ];
+    for (i, (field, value, words)) in cases.into_iter().enumerate() {
+        let mut c = config.clone();
+        *c.pointer_mut(field).unwrap() = value;
+        let bad = dir.join(format!("bad{i}"));
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::copy(m.join("model.safetensors"), bad.join("model.safetensors")).unwrap();
+        std::fs::write(bad.join("config.json"), c.to_string()).unwrap();
+        let out = dir.join(format!("out{i}"));
+        let e = fails(&["sample", "--model", s(&bad), "--n", "5", "--out", s(&out)]);
+        assert!(
+            e.contains("config.json") && e.contains(words),
+            "{field}: {e}"
+        );
+    }
+}

@@ -143,6 +143,76 @@ impl Checkpoint {
     }
 }
 
+/// The most schedule steps a config may claim (the schedule's tables are allocated from it).
+pub const MAX_STEPS: usize = 1_000_000;
+
+impl Checkpoint {
+    /// Checks what a hand-edited or damaged `config.json` (at `path`, for the error) could get
+    /// wrong before anything is built from it: the architecture, the schedule's length, the
+    /// standardisation (one finite mean and one positive std per coordinate), the weight
+    /// average's decay and the class names.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        self.model
+            .validate()
+            .map_err(|e| err(path, format!("model: {e}")))?;
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(err(
+                path,
+                format!(
+                    "steps {}: a schedule has 1 to {MAX_STEPS} steps",
+                    self.steps
+                ),
+            ));
+        }
+        let st = &self.standardization;
+        let d = self.model.dim();
+        if st.mean.len() != d || st.std.len() != d {
+            return Err(err(
+                path,
+                format!(
+                    "standardization: {} means and {} stds for data of dimension {d}",
+                    st.mean.len(),
+                    st.std.len()
+                ),
+            ));
+        }
+        if let Some((j, m)) = st.mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+            return Err(err(
+                path,
+                format!("standardization.mean[{j}] = {m} is not finite"),
+            ));
+        }
+        if let Some((j, v)) = st
+            .std
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+        {
+            return Err(err(
+                path,
+                format!("standardization.std[{j}] = {v}: a std must be positive and finite"),
+            ));
+        }
+        if let Some(e) = self.ema.filter(|e| !(*e > 0.0 && *e < 1.0)) {
+            return Err(err(path, format!("ema {e}: a decay is between 0 and 1")));
+        }
+        if let Some(i) = self.classes.iter().position(|c| c.trim().is_empty()) {
+            return Err(err(path, format!("classes[{i}] is an empty name")));
+        }
+        let k = self.model.classes();
+        if k > 0 && !self.classes.is_empty() && self.classes.len() != k {
+            return Err(err(
+                path,
+                format!(
+                    "{} class names for a model of {k} classes",
+                    self.classes.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn err(path: &Path, message: impl Into<String>) -> NnError {
     NnError::Checkpoint {
         path: path.display().to_string(),
@@ -289,6 +359,7 @@ pub fn load_bytes(
             format!("format '{}' is not '{kind}'", record.format),
         ));
     }
+    record.validate(&cfg_path)?;
     let model = weights_into(
         weights,
         &dir.join("model.safetensors"),
