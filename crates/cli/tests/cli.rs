@@ -1409,6 +1409,31 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             [&base[..], &["--sampler", "dpmpp-2m", "--eta", "0.5"]].concat(),
             &["eta applies to ddim and euler-ancestral"],
         ),
+        // Sizes no machine has are refused with the estimate before anything is allocated.
+        (
+            vec!["forward", "--data", "delta:0.4", "--steps", "4294967296"],
+            &["--steps 4294967296 needs about", "available"],
+        ),
+        (
+            vec!["langevin", "--chains", "10000000000"],
+            &["--chains 10000000000 needs about"],
+        ),
+        (
+            vec!["metropolis", "--chains", "10000000000"],
+            &["--chains 10000000000 needs about"],
+        ),
+        (
+            vec!["forward", "--data", "delta:0.4", "--n", "10000000000"],
+            &["--n 10000000000 needs about"],
+        ),
+        (
+            [&base[..3], &["--n", "10000000000"]].concat(),
+            &["--n 10000000000 needs about"],
+        ),
+        (
+            vec!["fokker-planck", "--cells", "10000000000"],
+            &["--cells 10000000000 needs about"],
+        ),
     ];
     for (args, words) in cases {
         let e = fails(&[&args[..], &["--force", "--out", o]].concat());

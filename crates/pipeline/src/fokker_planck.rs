@@ -114,6 +114,15 @@ impl Dynamics {
         }
         steps.sort_unstable();
         steps.dedup();
+        // The chains (their states, noise and one copy per asked time) and the grid's arrays.
+        crate::budget::check(
+            &format!("--chains {} --times ({} of them)", self.chains, steps.len()),
+            self.chains as f64 * 8.0 * (steps.len() as f64 + 4.0),
+        )?;
+        crate::budget::check(
+            &format!("--cells {}", self.cells),
+            self.cells as f64 * 8.0 * 10.0,
+        )?;
         Ok((energy, steps))
     }
 }

@@ -60,6 +60,8 @@ pub fn diffuse(f: &Forward, watch: &mut dyn Watch) -> Result<Diffused> {
     let n = positive("--n", f.n)?;
     positive("--batch", f.batch)?;
     let d = data.dim();
+    // x_0, x_B stepped and jumped, and the samples written.
+    crate::budget::check(&format!("--n {n}"), n as f64 * d as f64 * 8.0 * 4.0)?;
     let noise = NoiseSource::new(f.seed);
     let dev = device::default_device();
     let (mut x0_all, mut stepped, mut jumped) = (vec![], vec![], vec![]);

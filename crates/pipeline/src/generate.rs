@@ -174,6 +174,11 @@ pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Res
     let n = request.n;
     let (groups, truncated) = groups(model, &request.ask, watch)?;
     let (d, t, dev) = (model.dim(), model.record.steps, device::cpu());
+    // The samples of every group, and the copies made while writing them.
+    crate::budget::check(
+        &format!("--n {n}"),
+        (n * groups.len().max(1)) as f64 * d as f64 * 8.0 * 3.0,
+    )?;
     let clip = request.clip && model.clips();
     let denoiser = |condition: &Condition| -> Box<dyn Denoiser + '_> {
         let guided = Guided::new(&model.denoiser, condition.clone(), request.guidance);

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod bench;
+pub mod budget;
 pub mod eval;
 mod fokker_planck;
 mod forward;
@@ -65,5 +66,7 @@ pub fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
 pub fn schedule(spec: &str, steps: usize) -> anyhow::Result<diffuse_core::Schedule> {
     use anyhow::Context;
     positive("--steps", steps)?;
+    // The schedule's tables: betas, log alpha-bars and what the samplers derive from them.
+    budget::check(&format!("--steps {steps}"), steps as f64 * 8.0 * 6.0)?;
     diffuse_core::Schedule::parse(spec, steps).with_context(|| format!("--schedule {spec}"))
 }

@@ -93,6 +93,8 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
     positive("--batch", u.batch)?;
     positive("--reference", u.reference)?;
     let d = data.dim();
+    // The samples, a reference draw of as many, and copies made while evaluating them.
+    crate::budget::check(&format!("--n {n}"), n as f64 * d as f64 * 8.0 * 6.0)?;
     if let Prior::Point(p) = &u.prior
         && p.len() != d
     {

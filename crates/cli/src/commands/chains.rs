@@ -33,6 +33,11 @@ impl Recorder {
 fn prepare(c: &ChainArgs) -> Result<Energy> {
     positive("--chains", c.chains)?;
     positive("--steps", c.steps)?;
+    // States, noise, uniforms and starts: a few numbers per chain.
+    diffuse_pipeline::budget::check(
+        &format!("--chains {}", c.chains),
+        c.chains as f64 * 8.0 * 5.0,
+    )?;
     if !c.start.is_finite() {
         anyhow::bail!("--start must be a finite number");
     }
