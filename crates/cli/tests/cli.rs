@@ -1443,12 +1443,8 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
     }
 }
 
-/// A model whose weights hold a NaN samples nothing: one line saying which sample came out
-/// non-finite and why that can be, a non-zero exit, and no samples.csv.
-#[test]
-fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
-    let dir = tmp("nan-weights");
-    let m = dir.join("m");
+/// A 1-D model trained for five steps into `m`, to be damaged by a test.
+fn tiny_model(m: &Path) {
     ok(&[
         "train",
         "--data",
@@ -1462,8 +1458,17 @@ fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
         "--steps",
         "5",
         "--out",
-        s(&m),
+        s(m),
     ]);
+}
+
+/// A model whose weights hold a NaN samples nothing: one line saying which sample came out
+/// non-finite and why that can be, a non-zero exit, and no samples.csv.
+#[test]
+fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
+    let dir = tmp("nan-weights");
+    let m = dir.join("m");
+    tiny_model(&m);
     // The first f32 of the safetensors data section (after the 8-byte length and the header).
     let path = m.join("model.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -1494,21 +1499,7 @@ fn a_model_with_nan_weights_is_an_error_not_nan_samples() {
 fn a_lying_config_is_refused_naming_the_field() {
     let dir = tmp("lying-config");
     let m = dir.join("m");
-    ok(&[
-        "train",
-        "--data",
-        "delta:-1,1",
-        "--timesteps",
-        "50",
-        "--hidden",
-        "8",
-        "--depth",
-        "1",
-        "--steps",
-        "5",
-        "--out",
-        s(&m),
-    ]);
+    tiny_model(&m);
     let text = std::fs::read_to_string(m.join("config.json")).unwrap();
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
