@@ -61,6 +61,21 @@ pub struct FittedGrid {
     pub nfe: usize,
 }
 
+/// A grid is fitted by comparing end points, which only a deterministic sampler has.
+pub(crate) fn check_fittable(method: SigmaMethod) -> Result<()> {
+    let stochastic = match method {
+        SigmaMethod::EulerAncestral { eta } => eta > 0.0,
+        SigmaMethod::Heun(churn) => churn.s_churn > 0.0,
+        _ => false,
+    };
+    if stochastic {
+        return invalid(
+            "a grid is fitted for deterministic samplers only (not euler-ancestral or heun with churn)",
+        );
+    }
+    Ok(())
+}
+
 /// Fits the `steps` levels of `method`'s grid for runs from step `from` to 0 within `range`, on
 /// `pilot` (starting states x_from, VP scaling).
 pub fn fit_grid(
@@ -72,16 +87,7 @@ pub fn fit_grid(
     steps: usize,
     range: SigmaRange,
 ) -> Result<FittedGrid> {
-    let stochastic = match method {
-        SigmaMethod::EulerAncestral { eta } => eta > 0.0,
-        SigmaMethod::Heun(churn) => churn.s_churn > 0.0,
-        _ => false,
-    };
-    if stochastic {
-        return invalid(
-            "a grid is fitted for deterministic samplers only (not euler-ancestral or heun with churn)",
-        );
-    }
+    check_fittable(method)?;
     // Deterministic samplers draw no noise; `run` still asks for a source.
     let rows = pilot.dims()[0] as u64;
     let noise = BatchNoise::new(NoiseSource::new(0), 0..rows);

@@ -259,7 +259,7 @@ impl SamplerSpec {
             steps: method.steps_for_budget(nfe, to == 0).max(1),
             range: self.range,
         };
-        Ok(match self.name {
+        let sampler = match self.name {
             SamplerName::Ddpm => Sampler::Ddpm(self.variance),
             SamplerName::Ddim => {
                 let GridKind::Timesteps(spacing) = grid else {
@@ -314,7 +314,17 @@ impl SamplerSpec {
                     },
                 }
             }
-        })
+        };
+        // Refused here, before a front end announces a fit that cannot run.
+        if let Sampler::Sigma {
+            method,
+            grid: GridKind::Fitted,
+            ..
+        } = &sampler
+        {
+            super::fit::check_fittable(*method)?;
+        }
+        Ok(sampler)
     }
 }
 
