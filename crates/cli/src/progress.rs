@@ -91,10 +91,11 @@ impl Watch for Bars<'_> {
         self.bar = Some(bar(total, what));
     }
 
-    fn advance(&mut self, units: u64) {
+    fn advance(&mut self, units: u64) -> anyhow::Result<()> {
         if let Some(b) = &self.bar {
             b.inc(units);
         }
+        Ok(())
     }
 
     fn finish(&mut self) {

@@ -108,7 +108,8 @@ impl Classifier {
 pub type LabelledBatch = (Vec<f64>, Vec<usize>);
 
 /// Minimises the cross-entropy of the classes of images drawn by `draw` (global rows ->
-/// flattened images and their classes) with Adam; `on_step(step, loss)` sees every loss.
+/// flattened images and their classes) with Adam; `on_step(step, loss)` sees every loss and may
+/// stop the run by returning an error.
 pub fn train_classifier(
     config: &ClassifierConfig,
     draw: &dyn Fn(Range<u64>) -> Result<LabelledBatch>,
@@ -116,7 +117,7 @@ pub fn train_classifier(
     batch: usize,
     lr: f64,
     seed: u64,
-    on_step: &mut dyn FnMut(usize, f64),
+    on_step: &mut dyn FnMut(usize, f64) -> Result<()>,
 ) -> Result<Classifier> {
     if steps == 0 || batch == 0 || !(lr > 0.0 && lr.is_finite()) {
         return Err(NnError::Invalid(
@@ -146,7 +147,7 @@ pub fn train_classifier(
             .mean();
         let value;
         (model, value) = crate::train::descend(model, loss, &mut adam, lr, step)?;
-        on_step(step, value);
+        on_step(step, value)?;
     }
     Ok(model)
 }

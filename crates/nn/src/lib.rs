@@ -58,6 +58,14 @@ pub enum NnError {
     /// Settings the model cannot use.
     #[error("{0}")]
     Invalid(String),
+    /// The caller stopped the run (Ctrl-C, an error in a progress callback).
+    #[error("stopped at step {step}: {reason} (the last checkpoint, if any, is kept)")]
+    Stopped {
+        /// The step after which it stopped.
+        step: usize,
+        /// Why.
+        reason: String,
+    },
     /// The core math refused.
     #[error(transparent)]
     Core(#[from] diffuse_core::CoreError),

@@ -118,7 +118,8 @@ pub struct Checkpoints<'a> {
 
 /// Trains `mlp` (or a new model of `config`) for `train.steps` steps on data drawn by `draw`
 /// (global rows -> row-major samples, already standardised). `on_step(step, loss)` sees every
-/// loss; `checkpoints` saves along the way. Training stops with [`NnError::Diverged`] at the
+/// loss and may stop the run by returning an error (the last checkpoint is kept); `checkpoints`
+/// saves along the way. Training stops with [`NnError::Diverged`] at the
 /// first non-finite loss.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
@@ -129,7 +130,7 @@ pub fn train(
     train: &TrainConfig,
     first_step: usize,
     mut ema: Option<&mut crate::ema::Ema>,
-    on_step: &mut dyn FnMut(usize, f64),
+    on_step: &mut dyn FnMut(usize, f64) -> Result<()>,
     mut checkpoints: Option<Checkpoints<'_>>,
 ) -> Result<Model> {
     if checkpoints.as_ref().is_some_and(|c| c.every == 0) {
@@ -222,7 +223,7 @@ pub fn train(
         if let Some(e) = ema.as_deref_mut() {
             e.update(&model);
         }
-        on_step(step, value);
+        on_step(step, value)?;
         if let Some(c) = checkpoints.as_mut()
             && ((step - first_step).is_multiple_of(c.every) || step == first_step + train.steps)
         {

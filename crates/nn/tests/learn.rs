@@ -103,7 +103,10 @@ fn training_learns_and_checkpoints_round_trip() {
         &tc,
         0,
         None,
-        &mut |_, l| losses.push(l),
+        &mut |_, l| {
+            losses.push(l);
+            Ok(())
+        },
         None,
     )
     .unwrap();

@@ -139,7 +139,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
             &tc,
             0,
             None,
-            &mut |_, _| {},
+            &mut |_, _| Ok(()),
             None,
         )?;
         rates.push(b.unet_steps as f64 / start.elapsed().as_secs_f64());
@@ -194,7 +194,7 @@ pub fn bench(b: &BenchRun, say: &mut dyn FnMut(String)) -> Result<Report> {
                 &tc,
                 0,
                 None,
-                &mut |_, _| {},
+                &mut |_, _| Ok(()),
                 None,
             )?;
             rates.push(b.train_steps as f64 / start.elapsed().as_secs_f64());

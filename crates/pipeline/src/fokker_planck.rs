@@ -151,14 +151,18 @@ pub fn compare(d: &Dynamics, watch: &mut dyn Watch) -> Result<Compared> {
         &NoiseSource::new(d.seed),
         rows,
         &mut |k, x| {
-            watch.advance(1);
+            if failed.is_ok()
+                && let Err(e) = watch.advance(1)
+            {
+                failed = Err(e);
+            }
             let asked = steps.binary_search(&k).is_ok();
             if failed.is_err() || !(asked || k % every == 0) {
                 return;
             }
             let t = k as f64 * d.delta;
             if let Err(e) = pde.advance_to(t, PDE_DT.min(d.delta)) {
-                failed = Err(e);
+                failed = Err(e.into());
                 return;
             }
             let ks = ks_one_sample(x, pde.cdf());

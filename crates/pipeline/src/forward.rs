@@ -79,7 +79,9 @@ pub fn diffuse(f: &Forward, watch: &mut dyn Watch) -> Result<Diffused> {
             if watching && seen.is_ok() {
                 seen = watch.state(&rows, t as f64, x);
             }
-            watch.advance(m as u64);
+            if seen.is_ok() {
+                seen = watch.advance(m as u64);
+            }
         })?;
         seen?;
         let (x_j, _) = forward::jump(x0, &sched, to, &noise, rows)?;

@@ -116,7 +116,7 @@ pub fn log_likelihoods(
         )?;
         ll.extend(part.into_iter().map(|l| l + log_det));
         nfe += evals;
-        watch.advance((e - s) as u64);
+        watch.advance((e - s) as u64)?;
     }
     watch.finish();
     let nll: Vec<f64> = ll.iter().map(|l| -l).collect();

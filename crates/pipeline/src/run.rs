@@ -18,8 +18,12 @@ pub const PILOT: usize = 256;
 pub trait Watch {
     /// Work of `total` units (samples, steps) begins.
     fn begin(&mut self, _what: &str, _total: u64) {}
-    /// `units` more are done.
-    fn advance(&mut self, _units: u64) {}
+    /// `units` more are done. An error stops the work and is returned by the run (a front end
+    /// stops a run this way: Ctrl-C in Python, a closed page); a training run keeps its last
+    /// checkpoint.
+    fn advance(&mut self, _units: u64) -> Result<()> {
+        Ok(())
+    }
     /// The work is over.
     fn finish(&mut self) {}
     /// A preparation of unknown progress begins (fitting a grid), with its expected seconds.
@@ -147,7 +151,7 @@ pub fn run_batches(
         }
         out.extend(values);
         nfe = evals;
-        watch.advance(rows.end - rows.start);
+        watch.advance(rows.end - rows.start)?;
     }
     Ok((out, nfe))
 }

@@ -143,7 +143,7 @@ pub fn converge(s: &Study, watch: &mut dyn Watch) -> Result<Converged> {
             nfes.push(used as f64);
             errors.push(err);
             eds.push(energy_distance(&to_vec(&x0)?, &truth, d));
-            watch.advance(1);
+            watch.advance(1)?;
         }
         let order = deterministic
             .then(|| -loglog_slope(&nfes, &errors))

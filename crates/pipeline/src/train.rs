@@ -344,7 +344,10 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         ema.as_mut(),
         &mut |k, l| {
             losses.borrow_mut().push((k, l));
-            watch.advance(1);
+            watch.advance(1).map_err(|e| NnError::Stopped {
+                step: k,
+                reason: format!("{e:#}"),
+            })
         },
         Some(Checkpoints {
             every: run.save_every,

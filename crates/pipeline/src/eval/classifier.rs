@@ -105,9 +105,12 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
         run.batch,
         run.lr,
         run.seed,
-        &mut |_, l| {
+        &mut |k, l| {
             last.push(l);
-            watch.advance(1);
+            watch.advance(1).map_err(|e| diffuse_nn::NnError::Stopped {
+                step: k,
+                reason: format!("{e:#}"),
+            })
         },
     )?;
     watch.finish();

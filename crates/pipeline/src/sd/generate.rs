@@ -412,7 +412,11 @@ fn sample(
     let total = timesteps.len();
     let mut failed: Option<anyhow::Error> = None;
     let mut on_step = |e: &Event| {
-        watch.advance(1);
+        if failed.is_none()
+            && let Err(err) = watch.advance(1)
+        {
+            failed = Some(err);
+        }
         if every > 0 && failed.is_none() && (e.step.is_multiple_of(every) || e.step == total) {
             let r = preview(sd, plan.shape, e.x0, rows, e.step, watch);
             if let Err(err) = r {
