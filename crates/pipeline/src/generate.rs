@@ -63,7 +63,57 @@ impl Request {
     }
 }
 
+impl Ask {
+    /// What a user asked for with a label (`"all"`: every class in turn) or a prompt.
+    pub fn from_options(label: Option<&str>, prompt: Option<&str>) -> Result<Ask> {
+        Ok(match (label, prompt) {
+            (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
+            (None, None) => Ask::Nothing,
+            (Some("all"), None) => Ask::AllLabels,
+            (Some(l), None) => Ask::Label(l.to_string()),
+            (None, Some(p)) => Ask::Prompt(p.to_string()),
+        })
+    }
+
+    /// Whether it asks `model` for every class in turn (n samples each).
+    pub fn every_class(&self, model: &Loaded) -> bool {
+        match self {
+            Ask::AllLabels => true,
+            Ask::Prompt(p) => p == "all" && !model.reads_prompts(),
+            _ => false,
+        }
+    }
+}
+
 impl Request {
+    /// A request to `model` for `ask`, with the model's defaults ([`Loaded::defaults`]) where
+    /// the user gave no n or guidance.
+    pub fn for_model(
+        model: &Loaded,
+        ask: Ask,
+        n: Option<usize>,
+        guidance: Option<f64>,
+        sampler: SamplerSpec,
+    ) -> Self {
+        let defaults = model.defaults();
+        let n = n.unwrap_or(if ask.every_class(model) {
+            defaults.n_per_class
+        } else {
+            defaults.n
+        });
+        let guidance = guidance.unwrap_or(match ask {
+            Ask::Nothing => 1.0,
+            _ => defaults.guidance,
+        });
+        Self {
+            n,
+            sampler,
+            ask,
+            guidance,
+            ..Self::new(n)
+        }
+    }
+
     /// `n` unconditional samples by DDPM, seed 0, in one batch of up to 10,000.
     pub fn new(n: usize) -> Self {
         Self {

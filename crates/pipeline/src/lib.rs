@@ -28,6 +28,7 @@ mod likelihood;
 mod load;
 mod report;
 mod run;
+mod sample;
 pub mod sd;
 pub mod shipped;
 pub mod study;
@@ -41,6 +42,7 @@ pub use likelihood::{Density, Likelihoods, log_likelihoods};
 pub use load::{Defaults, Loaded, load, load_on};
 pub use report::Report;
 pub use run::{PILOT, Silent, Watch, batches, fix, run_batches};
+pub use sample::{Drawn, sample_prior};
 pub use train::{TrainReport, TrainRun, train};
 pub use undiffuse::{Prior, Undiffused, Undiffusion, undiffuse};
 

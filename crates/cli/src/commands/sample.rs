@@ -21,46 +21,24 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     let model = load(&a.model)?;
     let defaults = model.defaults();
-    let ask = match (&a.label, &a.prompt) {
-        (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
-        (None, None) => Ask::Nothing,
-        (Some(l), None) if l == "all" => Ask::AllLabels,
-        (Some(l), None) => Ask::Label(l.clone()),
-        (None, Some(p)) => Ask::Prompt(p.clone()),
-    };
-    let every_class = match &ask {
-        Ask::AllLabels => true,
-        Ask::Prompt(p) => p == "all" && !model.reads_prompts(),
-        _ => false,
-    };
-    let n = a.n.unwrap_or(if every_class {
-        defaults.n_per_class
-    } else {
-        defaults.n
-    });
-    let guidance = a.guidance.unwrap_or(match ask {
-        Ask::Nothing => 1.0,
-        _ => defaults.guidance,
-    });
+    let ask = Ask::from_options(a.label.as_deref(), a.prompt.as_deref())?;
     let sampler = a.sampling.spec_or(defaults.sampler, defaults.nfe)?;
     let request = Request {
-        n,
         batch: a.batch.unwrap_or(10_000),
         seed: a.common.seed,
-        sampler,
-        ask,
-        guidance,
         clip: !a.no_clip,
+        ..Request::for_model(&model, ask, a.n, a.guidance, sampler)
     };
+    let n = request.n;
     let d = model.dim();
     let shape = model.image_shape();
     // Paths of the first samples (1-D models).
     let mut recorder = PathRecorder::new(if d == 1 { a.trajectories.min(n) } else { 0 });
     // The reverse process of the first images of each group, for --animate (16 in all).
-    let groups = match &request.ask {
-        Ask::AllLabels => model.record.classes.len().max(1),
-        Ask::Prompt(p) if p == "all" && !model.reads_prompts() => model.record.classes.len().max(1),
-        _ => 1,
+    let groups = if request.ask.every_class(&model) {
+        model.record.classes.len().max(1)
+    } else {
+        1
     };
     let per_group = if a.animate && shape.is_some() {
         (16 / groups).clamp(1, n.max(1))
@@ -134,7 +112,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     out.samples(x, d)?;
     if record.cond == Conditioning::Sign
-        && guidance != 0.0
+        && request.guidance != 0.0
         && let Some(l) = a.prompt.as_ref().or(a.label.as_ref())
     {
         out.num(
@@ -150,7 +128,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     if let Some(k) = samples.prompt_tokens_before_truncation {
         out.set("prompt_tokens_before_truncation", k);
     }
-    out.num("guidance", guidance);
+    out.num("guidance", request.guidance);
     out.set("n", samples.len());
     out.set("nfe", samples.nfe);
     if !samples.labels.is_empty() {
