@@ -1,0 +1,47 @@
+"""The same seed gives the same numbers from Python as from the `diffuse` command."""
+
+import subprocess
+
+import numpy as np
+
+import diffuse
+
+
+def run(cli, *args):
+    subprocess.run([cli, *map(str, args)], check=True, capture_output=True)
+
+
+def read(path, d):
+    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2).reshape(-1, d)
+
+
+def test_exact_mixture_undiffusion(cli, tmp_path):
+    for data, d, extra, kw in [
+        ("delta:-1,1", 1, ["--sampler", "heun", "--nfe", "20"], {"sampler": "heun", "nfe": 20}),
+        ("moons", 2, ["--sampler", "dpmpp-2m", "--nfe", "10", "--prior", "normal", "--steps", "1000"],
+         {"sampler": "dpmpp-2m", "nfe": 10, "prior": "normal", "steps": 1000}),
+        ("8gaussians", 2, ["--to", "50"], {"to": 50}),
+    ]:
+        out = tmp_path / data.replace(":", "_")
+        run(cli, "undiffuse", "--data", data, "--n", 700, "--seed", 4, *extra, "--out", out)
+        u = diffuse.undiffuse(data, n=700, seed=4, progress=False, **kw)
+        np.testing.assert_array_equal(u.x, read(out / "samples.csv", d), err_msg=data)
+
+
+def test_a_learned_models_samples_and_weights(cli, tmp_path):
+    a, b = tmp_path / "cli", tmp_path / "py"
+    run(cli, "train", "--data", "spiral", "--steps", 40, "--hidden", 16, "--depth", 1,
+        "--seed", 2, "--out", a)
+    model = diffuse.train("spiral", b, steps=40, hidden=16, depth=1, seed=2, progress=False)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    run(cli, "sample", "--model", a, "--n", 400, "--sampler", "ddim", "--nfe", 10, "--seed", 3,
+        "--out", tmp_path / "s")
+    x = model.sample(400, sampler="ddim", nfe=10, seed=3, progress=False)
+    np.testing.assert_array_equal(x, read(tmp_path / "s" / "samples.csv", 2))
+
+
+def test_a_shipped_image_models_images(cli, tmp_path):
+    run(cli, "sample", "--model", "fashion-mnist", "--n", 3, "--nfe", 6, "--label", "bag",
+        "--seed", 7, "--out", tmp_path / "s")
+    x = diffuse.load("fashion-mnist").sample(3, nfe=6, label="bag", seed=7, progress=False)
+    np.testing.assert_array_equal(x.reshape(3, -1), read(tmp_path / "s" / "samples.csv", 28 * 28))
