@@ -169,9 +169,55 @@ pub fn write_csv(path: &Path, values: &[f64], d: usize) -> Result<()> {
         .map_err(|source| DataError::Io { path: name, source })
 }
 
+/// Writes row-major samples and their labels (a `label` column, quoted where a label needs it),
+/// atomically as [`write_csv`].
+pub fn write_labelled_csv(path: &Path, values: &[f64], d: usize, labels: &[String]) -> Result<()> {
+    let name = path.display().to_string();
+    let err = |message: String| DataError::Content {
+        path: name.clone(),
+        line: 0,
+        message,
+    };
+    if labels.len() * d != values.len() {
+        return Err(err(format!(
+            "{} labels for {} rows",
+            labels.len(),
+            values.len() / d.max(1)
+        )));
+    }
+    let mut w = ::csv::Writer::from_writer(vec![]);
+    let mut head = header(d);
+    head.push("label".into());
+    w.write_record(&head).map_err(|e| err(e.to_string()))?;
+    for (row, label) in values.chunks(d).zip(labels) {
+        let mut record: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        record.push(label.clone());
+        w.write_record(&record).map_err(|e| err(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|source| DataError::Io { path: name, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labelled_rows_read_back_as_written() {
+        let dir = std::env::temp_dir().join(format!("diffuse-labelled-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        let labels = vec!["coat, long".to_string(), "a \"b\"".to_string()];
+        write_labelled_csv(&path, &[1.5, -2.0, 3.0, 0.1], 2, &labels).unwrap();
+        let t = read_csv(&path).unwrap();
+        assert_eq!(t.values, vec![1.5, -2.0, 3.0, 0.1]);
+        assert_eq!(t.labels, Some(labels));
+        assert!(write_labelled_csv(&path, &[1.0], 1, &[]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_columns_and_labels() {

@@ -22,7 +22,7 @@ pub mod images;
 mod spec;
 mod toy;
 
-pub use csv::{Table, read_csv, write_csv};
+pub use csv::{Table, read_csv, write_csv, write_labelled_csv};
 pub use gmm::read_gmm;
 pub use spec::{Dataset, Source};
 pub use toy::Toy;

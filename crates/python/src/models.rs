@@ -42,13 +42,14 @@ pub struct TrainOptions {
     pub seed: u64,
 }
 
-/// Trains a model on a data spec, or on the rows of `x` (written to `out/data.csv`, which the
-/// model's record then names), into the folder `out`. Returns the losses and the report (JSON).
+/// Trains a model on a data spec, or on the rows of `x` and their `labels` (written to
+/// `out/data.csv`, which the model's record then names), into the folder `out`. Returns the losses and the report (JSON).
 #[pyfunction]
 pub fn train_model<'py>(
     py: Python<'py>,
     data: Option<String>,
     x: Option<PyReadonlyArray2<'py, f64>>,
+    labels: Option<Vec<String>>,
     out: PathBuf,
     options: TrainOptions,
     progress: Option<Py<PyAny>>,
@@ -78,13 +79,15 @@ pub fn train_model<'py>(
             let path = out.join("data.csv");
             if o.resume && path.exists() {
                 let before = diffuse_data::read_csv(&path).py()?;
-                if before.values != v || before.dim() != d {
+                if before.values != v || before.dim() != d || before.labels != labels {
                     return Err(crate::watch::value_error(&anyhow::anyhow!(
                         "resume: the data differs from {}, which the model in {} was trained on",
                         path.display(),
                         out.display()
                     )));
                 }
+            } else if let Some(l) = &labels {
+                diffuse_data::write_labelled_csv(&path, &v, d, l).py()?;
             } else {
                 diffuse_data::write_csv(&path, &v, d).py()?;
             }

@@ -63,6 +63,9 @@ def test_mixture_queries_match_their_closed_forms():
     want = (x + (1 - ab) * q.score(x)[:, 0]) / np.sqrt(ab)
     np.testing.assert_allclose(m.denoise(x, ab)[:, 0], want, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(q.stds, np.sqrt(ab * np.array([0.25, 1.0]) + 1 - ab))
+    same = diffuse.Mixture(means=[-2.0, 2.0], stds=[0.5, 1.0], weights=[0.3, 0.7])
+    np.testing.assert_array_equal(same.means, m.means)
+    assert diffuse.Mixture(means=[[0.0, 1.0]], stds=0.2).stds.tolist() == [0.2]
     y = m.sample(40_000, seed=2)
     assert y.shape == (40_000, 1)
     mean, var = 0.3 * -2 + 0.7 * 2, 0.3 * (0.25 + 4) + 0.7 * (1 + 4) - (0.3 * -2 + 0.7 * 2) ** 2

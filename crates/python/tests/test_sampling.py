@@ -82,6 +82,7 @@ def test_training_on_an_array_and_sampling_the_model(tmp_path):
     data = np.concatenate([rng.normal(-2, 0.3, 500), rng.normal(2, 0.3, 500)]).reshape(-1, 1)
     model = diffuse.train(data, tmp_path / "m", steps=300, hidden=32, depth=2, seed=0, progress=False)
     assert (tmp_path / "m" / "data.csv").exists() and model.dim == 1
+    assert model.path == str(tmp_path / "m")
     assert model.losses.shape == (300, 2) and np.all(np.isfinite(model.losses))
     x = model.sample(2000, sampler="dpmpp-2m", nfe=20, seed=0, progress=False)
     assert x.shape == (2000, 1)
@@ -90,6 +91,9 @@ def test_training_on_an_array_and_sampling_the_model(tmp_path):
     again = diffuse.Model.load(tmp_path / "m").sample(2000, sampler="dpmpp-2m", nfe=20, seed=0, progress=False)
     np.testing.assert_array_equal(x, again)
     assert np.array_equal(diffuse.sample(model, sampler="dpmpp-2m", nfe=20, n=2000, progress=False), x)
+    # Bimodal data: the model puts more density at a mode than between the modes.
+    ll = model.log_likelihood([[2.0], [0.0]], progress=False)
+    assert ll.shape == (2,) and np.all(np.isfinite(ll)) and ll[0] > ll[1]
 
 
 def test_a_shipped_image_model_returns_images():
@@ -100,3 +104,17 @@ def test_a_shipped_image_model_returns_images():
     assert run.report["labels"] == ["coat"] * 3
     with pytest.raises(ValueError):
         model.sample(2, label="unicorn", progress=False)
+
+
+def test_training_on_labelled_rows_and_asking_for_a_label(tmp_path):
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-2, 0.3, 600), rng.normal(2, 0.3, 600)])
+    labels = ["left"] * 600 + ["right"] * 600
+    model = diffuse.train(x, tmp_path / "m", labels=labels, cond="label", steps=400, hidden=32,
+                          depth=2, progress=False)
+    assert model.classes == ["left", "right"]
+    right = model.sample(1000, sampler="dpmpp-2m", nfe=20, label="right", progress=False)
+    assert np.mean(right[:, 0] > 0) > 0.9
+    with pytest.raises(ValueError) as e:
+        diffuse.train(x, tmp_path / "n", labels=labels[:10], progress=False)
+    assert "10 labels for 1200 rows" in str(e.value)

@@ -11,6 +11,9 @@ from . import _diffuse
 class Mixture:
     """sum_c w_c N(mu_c, s_c^2 I); a component with s_c = 0 is a point mass.
 
+    ``means`` is (k, d), or (k,) for a 1-D mixture; ``stds`` one width per component (or one
+    for all); ``weights`` sum to 1 (default: equal).
+
     Its exact denoiser E[x_0 | x_t] drives any sampler (``diffuse.sample(mixture, ...)``), as
     seed 004's Gaussian denoising and seed 000's ideal ``GuessZ``.
 
@@ -22,7 +25,7 @@ class Mixture:
     def __init__(self, means, stds, weights=None) -> None:
         means = _checks.points(means, "means")
         k = means.shape[0]
-        stds = _checks.vector(stds, "stds")
+        stds = np.full(k, float(stds)) if np.ndim(stds) == 0 else _checks.vector(stds, "stds")
         weights = np.full(k, 1.0 / k) if weights is None else _checks.vector(weights, "weights")
         if len(stds) != k or len(weights) != k:
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -27,6 +28,8 @@ class Model:
 
     def __init__(self, native: Any) -> None:
         self._native = native
+        #: The folder it was loaded from, or the shipped model's name.
+        self.path = os.fspath(native.source)
 
     @classmethod
     def load(cls, path: PathLike) -> "Model":
@@ -110,9 +113,10 @@ class Model:
 
 def train(
     data: Any,
-    out: PathLike,
+    out: Optional[PathLike] = None,
     steps: int = 5000,
     *,
+    labels=None,
     model: str = "mlp",
     hidden: int = 256,
     depth: int = 3,
@@ -137,19 +141,28 @@ def train(
     progress: Progress = None,
 ) -> Model:
     """Trains a denoiser with the DDPM loss into the folder ``out`` and returns it loaded, as
-    ``diffuse train`` (every option is the command line's, with its default).
+    ``diffuse train`` (every option is the command line's, with its default). Without ``out``,
+    a new temporary folder (``model.path`` says which).
 
     ``data`` is a data spec (``spiral``, ``moons``, ``gmm:...``, ``fashion-mnist``, a CSV
-    file), or an (n, d) array of points, written to ``out/data.csv`` so that the model's record
-    names its data. A folder that already holds a model is kept unless ``force`` (replace it)
+    file), or an (n, d) array of points (with ``labels``, one class name per row, for
+    ``cond="label"``), written to ``out/data.csv`` so that the model's record names its data. A folder that already holds a model is kept unless ``force`` (replace it)
     or ``resume`` (continue its training). Checkpoints are written every ``save_every`` steps;
     Ctrl-C stops the run and keeps the last one. ``model.losses`` afterwards holds (step,
     loss) rows.
     """
+    if out is None:
+        out = tempfile.mkdtemp(prefix="diffuse-model-")
     if isinstance(data, str):
+        if labels is not None:
+            raise ValueError("labels go with an array of points; a data spec carries its own")
         spec, x = data, None
     else:
         spec, x = None, _checks.points(data, "data")
+        if labels is not None:
+            labels = [str(v) for v in np.asarray(labels).ravel()]
+            if len(labels) != len(x):
+                raise ValueError(f"labels: {len(labels)} labels for {len(x)} rows of data")
     options = {
         "model": model, "time_features": _checks.count(time_features, "time_features"),
         "channels": _checks.count(channels, "channels"), "hidden": _checks.count(hidden, "hidden"),
@@ -164,7 +177,7 @@ def train(
         "seed": _checks.seed(seed),
     }
     with reporter(progress) as cb:
-        losses, report = _diffuse.train_model(spec, x, os.fspath(out), options, cb)
+        losses, report = _diffuse.train_model(spec, x, labels, os.fspath(out), options, cb)
     m = Model.load(out)
     m.losses = losses
     m.report = json.loads(report)
