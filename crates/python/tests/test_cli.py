@@ -45,3 +45,11 @@ def test_a_shipped_image_models_images(cli, tmp_path):
         "--seed", 7, "--out", tmp_path / "s")
     x = diffuse.load("fashion-mnist").sample(3, nfe=6, label="bag", seed=7, progress=False)
     np.testing.assert_array_equal(x.reshape(3, -1), read(tmp_path / "s" / "samples.csv", 28 * 28))
+
+
+def test_a_prompt_to_the_shipped_image_model(cli, tmp_path):
+    prompt = "a leather ankle boot"
+    run(cli, "sample", "--model", "fashion-mnist", "--n", 2, "--nfe", 5, "--prompt", prompt,
+        "--seed", 1, "--out", tmp_path / "s")
+    x = diffuse.load("fashion-mnist").sample(2, nfe=5, prompt=prompt, seed=1, progress=False)
+    np.testing.assert_array_equal(x.reshape(2, -1), read(tmp_path / "s" / "samples.csv", 28 * 28))
