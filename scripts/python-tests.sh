@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's test suite: builds `import diffuse` into a fresh venv (target/python-venv)
-# and runs crates/python/tests (with matplotlib, for examples/seeds.py), which also compare with the `diffuse` command built by
+# and runs crates/python/tests (with matplotlib for examples/seeds.py, and tqdm), which also compare with the `diffuse` command built by
 # `cargo test` (target/debug/diffuse). Used by CI after the README's test command.
 #
 # The package is built with cargo's dev profile here, which reuses what `cargo test` compiled
@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 VENV=target/python-venv
 rm -rf "$VENV"
 python3 -m venv "$VENV"
-MATURIN_PEP517_ARGS="--profile dev --locked" "$VENV/bin/pip" install --quiet ./crates/python pytest matplotlib
+MATURIN_PEP517_ARGS="--profile dev --locked" "$VENV/bin/pip" install --quiet ./crates/python pytest matplotlib tqdm
 DIFFUSE_BIN="$PWD/target/debug/diffuse" "$VENV/bin/python" -m pytest crates/python/tests -q

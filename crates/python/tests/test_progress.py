@@ -76,3 +76,12 @@ def test_the_gil_is_released_during_a_run():
     # A thread that could not run would tick once; here it ticks through the run.
     assert elapsed < 0.05 or len(ticks) > 10, (elapsed, len(ticks))
     assert np.isfinite(elapsed)
+
+
+def test_a_tqdm_bar_by_default_when_tqdm_is_installed(capsys):
+    pytest.importorskip("tqdm")
+    diffuse.sample(diffuse.Mixture.deltas([0.0, 1.0]), nfe=5, n=100, batch=10)
+    err = capsys.readouterr().err
+    assert "sample:" in err and "/100" in err
+    diffuse.sample(diffuse.Mixture.deltas([0.0, 1.0]), nfe=5, n=100, batch=10, progress=False)
+    assert capsys.readouterr().err == ""
