@@ -87,3 +87,8 @@ def test_a_model_folder_is_not_overwritten(tmp_path):
         diffuse.train("delta:-1,1", tmp_path, steps=5, hidden=16, depth=1, progress=False)
     assert "force=True" in one_line(e)
     assert (tmp_path / "model.safetensors").read_bytes() == before
+
+
+def test_a_budget_a_sampler_does_not_take_is_a_warning():
+    with pytest.warns(UserWarning, match="nfe 10 does not apply to ddpm"):
+        diffuse.sample(diffuse.Mixture.deltas([0.0, 1.0]), sampler="ddpm", nfe=10, n=10, progress=False)
