@@ -9,7 +9,7 @@ use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::arrays::{Array1, Array2, matrix, rows, values, vector};
-use crate::watch::{OrValueError, Raised, detached};
+use crate::watch::{OrValueError, Raised, detached, refuse};
 
 /// (name, betas for k = 1..T, alpha-bars for k = 0..T) of a schedule spec with T steps.
 #[pyfunction]
@@ -125,10 +125,10 @@ pub fn mixture_eval<'py>(
     let m = mixture(&weights, &means, &stds)?;
     let (v, _, d) = rows(&x);
     if d != m.dim() {
-        return Err(crate::watch::value_error(&anyhow::anyhow!(
+        return refuse(format!(
             "x has {d} columns, the mixture {} dimensions",
             m.dim()
-        )));
+        ));
     }
     let points = v.chunks(d.max(1));
     Ok(match what {
@@ -136,9 +136,7 @@ pub fn mixture_eval<'py>(
         "score" => matrix(py, points.flat_map(|p| m.score(p)).collect(), d)?.into_any(),
         "denoise" => {
             if !(alpha_bar > 0.0 && alpha_bar <= 1.0) {
-                return Err(crate::watch::value_error(&anyhow::anyhow!(
-                    "alpha_bar must be in (0, 1] (got {alpha_bar})"
-                )));
+                return refuse(format!("alpha_bar must be in (0, 1] (got {alpha_bar})"));
             }
             matrix(
                 py,
@@ -150,9 +148,7 @@ pub fn mixture_eval<'py>(
             .into_any()
         }
         other => {
-            return Err(crate::watch::value_error(&anyhow::anyhow!(
-                "unknown mixture query '{other}'"
-            )));
+            return refuse(format!("unknown mixture query '{other}'"));
         }
     })
 }
@@ -195,9 +191,7 @@ pub fn mixture_diffused<'py>(
 ) -> PyResult<(Array1<'py>, Array2<'py>, Array1<'py>)> {
     let m = mixture(&weights, &means, &stds)?;
     if !(alpha_bar > 0.0 && alpha_bar <= 1.0) {
-        return Err(crate::watch::value_error(&anyhow::anyhow!(
-            "alpha_bar must be in (0, 1] (got {alpha_bar})"
-        )));
+        return refuse(format!("alpha_bar must be in (0, 1] (got {alpha_bar})"));
     }
     mixture_arrays(py, &m.diffused(alpha_bar))
 }
@@ -216,9 +210,7 @@ pub fn distance(
     let (a, _, d) = rows(&a);
     let (b, _, db) = rows(&b);
     if d != db {
-        return Err(crate::watch::value_error(&anyhow::anyhow!(
-            "the samples have {d} and {db} columns"
-        )));
+        return refuse(format!("the samples have {d} and {db} columns"));
     }
     Ok(match what {
         "energy" => (metrics::energy_distance(&a, &b, d), None),
@@ -232,17 +224,17 @@ pub fn distance(
         }
         "ks" => {
             if d != 1 {
-                return Err(crate::watch::value_error(&anyhow::anyhow!(
+                return refuse(format!(
                     "the Kolmogorov-Smirnov test compares 1-D samples (these have {d} columns)"
-                )));
+                ));
             }
             let t = metrics::ks_two_sample(&a, &b);
             (t.statistic, Some(t.p_value))
         }
         other => {
-            return Err(crate::watch::value_error(&anyhow::anyhow!(
+            return refuse(format!(
                 "unknown distance '{other}' (expected energy, sliced-wasserstein or ks)"
-            )));
+            ));
         }
     })
 }
@@ -267,9 +259,7 @@ pub fn chains<'py>(
     diffuse_pipeline::budget::check(&format!("--chains {chains}"), chains as f64 * 8.0 * 5.0)
         .py()?;
     if !start.is_finite() {
-        return Err(crate::watch::value_error(&anyhow::anyhow!(
-            "--start must be a finite number"
-        )));
+        return refuse("--start must be a finite number");
     }
     let e = Energy::parse(energy)
         .map_err(anyhow::Error::from)

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::{Array1, Array2, matrix, rows};
 use crate::sampling::{DensityOf, SamplerOptions, likelihoods, settings};
-use crate::watch::{OrValueError, Raised, detached};
+use crate::watch::{OrValueError, Raised, detached, refuse};
 
 /// Settings of a training run, with the command line's names and defaults (`diffuse train`).
 #[derive(FromPyObject)]
@@ -63,11 +63,11 @@ pub fn train_model<'py>(
         && !o.resume
         && !o.force
     {
-        return Err(crate::watch::value_error(&anyhow::anyhow!(
+        return refuse(format!(
             "out {} holds an earlier model ({}): give force=True to replace it, resume=True to continue its training, or choose another out",
             out.display(),
             found.display()
-        )));
+        ));
     }
     let data = match (data, x) {
         (Some(spec), None) => spec,
@@ -80,11 +80,11 @@ pub fn train_model<'py>(
             if o.resume && path.exists() {
                 let before = diffuse_data::read_csv(&path).py()?;
                 if before.values != v || before.dim() != d || before.labels != labels {
-                    return Err(crate::watch::value_error(&anyhow::anyhow!(
+                    return refuse(format!(
                         "resume: the data differs from {}, which the model in {} was trained on",
                         path.display(),
                         out.display()
-                    )));
+                    ));
                 }
             } else if let Some(l) = &labels {
                 diffuse_data::write_labelled_csv(&path, &v, d, l).py()?;
@@ -94,9 +94,7 @@ pub fn train_model<'py>(
             format!("csv:{}", path.display())
         }
         _ => {
-            return Err(crate::watch::value_error(&anyhow::anyhow!(
-                "give data as a spec string or as an array of rows"
-            )));
+            return refuse("give data as a spec string or as an array of rows");
         }
     };
     let run = TrainRun {

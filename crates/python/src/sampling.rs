@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use crate::arrays::{Array1, Array2, MixtureIn, matrix, rows, vector};
 use crate::denoiser::PyDenoiser;
 use crate::math::mixture;
-use crate::watch::{OrValueError, Raised, detached};
+use crate::watch::{OrValueError, Raised, detached, refuse};
 
 /// A sampler as Python names it (a dict with the command line's option names).
 #[derive(FromPyObject, Default)]
@@ -105,9 +105,7 @@ pub fn sample_denoiser<'py>(
                 raised: &raised,
             }),
             (None, None) => {
-                return Err(crate::watch::value_error(&anyhow::anyhow!(
-                    "no denoiser given"
-                )));
+                return refuse("no denoiser given");
             }
         };
         let d = den.dim();
@@ -146,9 +144,7 @@ pub fn undiffuse_data<'py>(
         (None, "normal") => Prior::Normal,
         (None, "diffused") => Prior::Diffused,
         (None, other) => {
-            return Err(crate::watch::value_error(&anyhow::anyhow!(
-                "prior {other}: expected diffused or normal"
-            )));
+            return refuse(format!("prior {other}: expected diffused or normal"));
         }
     };
     let request = Undiffusion {
@@ -263,9 +259,7 @@ pub fn log_likelihood_of<'py>(
         (Some(spec), _) => DensityOf::Data(spec),
         (None, Some((w, m, s))) => DensityOf::Mixture(mixture(&w, &m, &s)?),
         (None, None) => {
-            return Err(crate::watch::value_error(&anyhow::anyhow!(
-                "no density given"
-            )));
+            return refuse("no density given");
         }
     };
     likelihoods(

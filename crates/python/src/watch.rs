@@ -112,7 +112,7 @@ pub fn detached<T: Send>(
 }
 
 /// An error as Python sees it: ValueError with the command line's one-line message.
-pub fn value_error(e: &anyhow::Error) -> PyErr {
+fn value_error(e: &anyhow::Error) -> PyErr {
     PyValueError::new_err(format!("{e:#}"))
 }
 
@@ -125,4 +125,9 @@ impl<T, E: Into<anyhow::Error>> OrValueError<T> for std::result::Result<T, E> {
     fn py(self) -> PyResult<T> {
         self.map_err(|e| value_error(&e.into()))
     }
+}
+
+/// Refuses a request with a ValueError carrying `message`.
+pub fn refuse<T>(message: impl Into<String>) -> PyResult<T> {
+    Err(PyValueError::new_err(message.into()))
 }
