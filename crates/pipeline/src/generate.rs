@@ -240,6 +240,9 @@ pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Res
     };
     let noise = NoiseSource::new(request.seed);
     let sampler = request.sampler.sampler(t, 0)?;
+    for w in request.sampler.unused() {
+        watch.warn(&w);
+    }
     // The grid is fixed on the first group's prompt, or unconditioned for classes.
     let pilot_condition = match &request.ask {
         Ask::Prompt(_) if model.reads_prompts() => groups[0].condition.clone(),

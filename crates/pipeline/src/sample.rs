@@ -38,6 +38,9 @@ pub fn sample_prior(
     crate::budget::check(&format!("--n {n}"), n as f64 * d as f64 * 8.0 * 3.0)?;
     let t = sched.steps();
     let sampler = spec.sampler(t, 0)?;
+    for w in spec.unused() {
+        watch.warn(&w);
+    }
     let noise = NoiseSource::new(seed);
     let dev = device::default_device();
     let mut prior = |rows| Ok(BatchNoise::new(noise, rows).prior(d, &dev));

@@ -101,6 +101,9 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
         bail!("--start has {} coordinates, the data has {d}", p.len());
     }
     let sampler = u.sampler.sampler(from - u.to, u.to)?;
+    for w in u.sampler.unused() {
+        watch.warn(&w);
+    }
     let noise = NoiseSource::new(u.seed);
     let dev = device::default_device();
     let exact = data.exact(u.reference, &noise)?;

@@ -90,5 +90,5 @@ def test_a_model_folder_is_not_overwritten(tmp_path):
 
 
 def test_a_budget_a_sampler_does_not_take_is_a_warning():
-    with pytest.warns(UserWarning, match="nfe 10 does not apply to ddpm"):
+    with pytest.warns(UserWarning, match="--nfe 10 does not apply to ddpm: it takes every step"):
         diffuse.sample(diffuse.Mixture.deltas([0.0, 1.0]), sampler="ddpm", nfe=10, n=10, progress=False)

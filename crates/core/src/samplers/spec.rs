@@ -192,6 +192,22 @@ impl SamplerSpec {
         self
     }
 
+    /// Settings given that this sampler does not use, each as a sentence for the user: an
+    /// evaluation budget for ddpm, sde or ode, whose steps something else sets. (Settings that
+    /// are wrong rather than unused are refused by [`SamplerSpec::sampler`].)
+    pub fn unused(&self) -> Vec<String> {
+        let sets_steps = match self.name {
+            SamplerName::Ddpm => "it takes every step of the schedule",
+            SamplerName::Sde => "--grid-steps sets its steps (default 4 per schedule step)",
+            SamplerName::Ode => "its tolerance --tol sets its steps",
+            _ => return vec![],
+        };
+        self.nfe
+            .map(|n| format!("--nfe {n} does not apply to {}: {sets_steps}", self.name))
+            .into_iter()
+            .collect()
+    }
+
     /// The evaluation budget: the one given, else one per given level (heun: two per level but
     /// the last), else 50 (at most two per step of the span).
     pub fn budget(&self, span: usize) -> Result<usize> {
@@ -420,6 +436,21 @@ impl super::Fixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_is_unused_exactly_by_the_samplers_that_set_their_own_steps() {
+        for n in SamplerName::ALL {
+            let unused = SamplerSpec::new(n).with_nfe(7).unused();
+            assert_eq!(unused.is_empty(), n.has_budget(), "{n}: {unused:?}");
+            if let Some(w) = unused.first() {
+                assert!(
+                    w.starts_with(&format!("--nfe 7 does not apply to {n}: ")),
+                    "{w}"
+                );
+            }
+            assert!(SamplerSpec::new(n).unused().is_empty());
+        }
+    }
 
     #[test]
     fn every_name_parses_back_to_itself() {

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Optional
 
 import numpy as np
-
-# Samplers whose evaluations are not set by an nfe budget, and what sets them.
-OWN_BUDGET = {
-    "ddpm": "it takes every step of the schedule",
-    "sde": "it takes grid_steps steps (default 4 per schedule step)",
-    "ode": "its tolerance tol sets its steps",
-}
 
 
 def points(x: Any, name: str = "x", dim: Optional[int] = None) -> np.ndarray:
@@ -78,8 +70,6 @@ def sampler(
         )
     if nfe is not None:
         nfe = count(nfe, "nfe")
-        if name in OWN_BUDGET:
-            warnings.warn(f"nfe {nfe} does not apply to {name}: {OWN_BUDGET[name]}", stacklevel=3)
     if grid is not None and not isinstance(grid, str):
         # A list of levels: a given grid, as the command line's sigmas:S1,S2,...
         grid = "sigmas:" + ",".join(repr(float(s)) for s in np.asarray(grid, dtype=float).ravel())
