@@ -266,14 +266,11 @@ impl SamplerArgs {
             .map(GridKind::parse)
             .transpose()
             .context("--grid")?;
-        let given = self.sampler.is_some();
         Ok(SamplerSpec {
-            name: self.sampler.unwrap_or(sampler),
             variance: match self.variance {
                 VarianceName::Posterior => Variance::Posterior,
                 VarianceName::Beta => Variance::Beta,
             },
-            nfe: if given { self.nfe } else { self.nfe.or(nfe) },
             grid,
             eta: self.eta,
             churn: self.churn,
@@ -283,6 +280,7 @@ impl SamplerArgs {
                 max: self.sigma_max,
                 min: self.sigma_min,
             },
+            ..SamplerSpec::chosen(self.sampler, self.nfe, sampler, nfe)
         })
     }
 }

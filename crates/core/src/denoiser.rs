@@ -145,6 +145,17 @@ impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
     }
 }
 
+/// A borrowed denoiser is a denoiser (combinators wrap a `&dyn Denoiser`).
+impl<D: Denoiser + ?Sized> Denoiser for &D {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+
+    fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
+        (**self).predict(x, level)
+    }
+}
+
 /// Checks that a batch has the denoiser's dimension.
 pub fn check_dim(x: &Tensor<2>, dim: usize) -> Result<()> {
     let [_, d] = x.dims();

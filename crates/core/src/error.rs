@@ -17,6 +17,9 @@ pub enum CoreError {
     /// The tensor engine failed to read a result back.
     #[error("tensor engine: {0}")]
     Engine(String),
+    /// The caller asked the run to stop ([`crate::Stoppable`]).
+    #[error("stopped on request")]
+    Stopped,
 }
 
 /// Result with [`CoreError`].

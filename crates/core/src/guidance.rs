@@ -1,7 +1,11 @@
 //! Conditioning and classifier-free guidance as denoiser combinators (k-diffusion's
 //! `CFGDenoiser`): a conditional model answers for any [`Condition`]; [`Guided`] carries the
 //! condition, the unconditional one and the scale with it and is a plain [`Denoiser`], so every
-//! sampler runs it unchanged. [`Clipped`] keeps the predicted clean data in a range.
+//! sampler runs it unchanged. [`Clipped`] keeps the predicted clean data in a range;
+//! [`Stoppable`] lets a front end stop a run between steps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Tensor;
 
@@ -146,6 +150,34 @@ impl<D: Denoiser> Denoiser for Clipped<D> {
     }
 }
 
+/// A denoiser that refuses to evaluate once `stop` is set: a sampler then returns
+/// [`CoreError::Stopped`] at its next step, so that a front end can stop a run between steps
+/// (a cancel button) without the samplers knowing about it.
+pub struct Stoppable<D> {
+    inner: D,
+    stop: Arc<AtomicBool>,
+}
+
+impl<D: Denoiser> Stoppable<D> {
+    /// `inner`, until `stop` is set.
+    pub fn new(inner: D, stop: Arc<AtomicBool>) -> Self {
+        Self { inner, stop }
+    }
+}
+
+impl<D: Denoiser> Denoiser for Stoppable<D> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(CoreError::Stopped);
+        }
+        self.inner.predict(x, level)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +248,34 @@ mod tests {
             let got = to_vec(&g.predict(&t, LEVEL).unwrap().x0()).unwrap()[0];
             assert!((got - x0).abs() < 1e-6, "x = {x}: {got} vs {x0}");
         }
+    }
+
+    #[test]
+    fn a_stopped_denoiser_refuses_the_next_evaluation() {
+        use crate::denoiser::Level;
+        struct Zero;
+        impl Denoiser for Zero {
+            fn dim(&self) -> usize {
+                1
+            }
+            fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
+                Ok(Prediction {
+                    target: Target::Eps,
+                    value: x.clone() * 0.0,
+                    x: x.clone(),
+                    level,
+                })
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let den = Stoppable::new(Zero, stop.clone());
+        let x = from_rows(&[vec![0.5]], &crate::device::cpu());
+        let level = Level {
+            t: 1.0,
+            alpha_bar: 0.5,
+        };
+        assert!(den.predict(&x, level).is_ok());
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(den.predict(&x, level).err(), Some(CoreError::Stopped));
     }
 }

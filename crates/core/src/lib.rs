@@ -27,6 +27,6 @@ pub mod tensor;
 pub use denoiser::{Denoiser, Level, Prediction, Target};
 pub use error::{CoreError, Result};
 pub use exact::{ExactDenoiser, Mixture};
-pub use guidance::{Clipped, Condition, ConditionalDenoiser, Guided, TokenStates};
+pub use guidance::{Clipped, Condition, ConditionalDenoiser, Guided, Stoppable, TokenStates};
 pub use noise::{NoiseSource, Stream};
 pub use schedule::Schedule;

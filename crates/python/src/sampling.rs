@@ -35,18 +35,18 @@ pub struct SamplerOptions {
 impl SamplerOptions {
     /// The spec, with `name` and `nfe` where the user named no sampler.
     pub fn spec(&self, name: SamplerName, nfe: Option<usize>) -> anyhow::Result<SamplerSpec> {
-        let given = self.sampler.is_some();
+        let named = self
+            .sampler
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("sampler")?;
         Ok(SamplerSpec {
-            name: match &self.sampler {
-                Some(s) => s.parse().context("sampler")?,
-                None => name,
-            },
             variance: match self.variance.as_str() {
                 "posterior" => Variance::Posterior,
                 "beta" => Variance::Beta,
                 v => anyhow::bail!("variance {v}: expected posterior or beta"),
             },
-            nfe: if given { self.nfe } else { self.nfe.or(nfe) },
             grid: self
                 .grid
                 .as_deref()
@@ -61,6 +61,7 @@ impl SamplerOptions {
                 max: self.sigma_max,
                 min: self.sigma_min,
             },
+            ..SamplerSpec::chosen(named, self.nfe, name, nfe)
         })
     }
 }

@@ -180,6 +180,25 @@ impl SamplerSpec {
         }
     }
 
+    /// The sampler a user named with their budget, or else a model's `default` sampler with
+    /// the user's budget or the model's `default_nfe`. A default budget belongs to the default
+    /// sampler: a user who names another sampler gets that sampler's own default. Every front
+    /// end (the command line, Python, the web page) chooses this way.
+    pub fn chosen(
+        name: Option<SamplerName>,
+        nfe: Option<usize>,
+        default: SamplerName,
+        default_nfe: Option<usize>,
+    ) -> Self {
+        Self {
+            nfe: match name {
+                Some(_) => nfe,
+                None => nfe.or(default_nfe),
+            },
+            ..Self::new(name.unwrap_or(default))
+        }
+    }
+
     /// The same sampler with a budget of `nfe` evaluations.
     pub fn with_nfe(mut self, nfe: usize) -> Self {
         self.nfe = Some(nfe);
