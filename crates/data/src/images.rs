@@ -335,8 +335,39 @@ pub fn read_image_folder(dir: &Path) -> Result<ImageSet> {
     .check(&dir.display().to_string())
 }
 
-/// Writes 8-bit pixels as a PNG, through a temporary file: `channels` 1 (gray) or 3 (RGB,
-/// interleaved).
+/// 8-bit pixels as the bytes of a PNG file: `channels` 1 (gray) or 3 (RGB, interleaved). The
+/// same bytes [`write_png`] writes, for front ends that serve images rather than write them.
+pub fn encode_png(pixels: &[u8], width: usize, height: usize, channels: usize) -> Result<Vec<u8>> {
+    let here = Path::new("<png>");
+    let color = match channels {
+        1 => image::ColorType::L8,
+        3 => image::ColorType::Rgb8,
+        c => return Err(bad(here, format!("cannot write {c}-channel images"))),
+    };
+    if pixels.len() != width * height * channels {
+        return Err(bad(
+            here,
+            format!(
+                "{} pixel values for a {width}x{height}x{channels} image",
+                pixels.len()
+            ),
+        ));
+    }
+    let mut out = std::io::Cursor::new(vec![]);
+    image::write_buffer_with_format(
+        &mut out,
+        pixels,
+        width as u32,
+        height as u32,
+        color,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| bad(here, format!("cannot encode the image ({e})")))?;
+    Ok(out.into_inner())
+}
+
+/// Writes 8-bit pixels as a PNG ([`encode_png`]), through a temporary file: `channels` 1 (gray)
+/// or 3 (RGB, interleaved).
 pub fn write_png(
     path: &Path,
     pixels: &[u8],
@@ -344,21 +375,12 @@ pub fn write_png(
     height: usize,
     channels: usize,
 ) -> Result<()> {
-    let color = match channels {
-        1 => image::ColorType::L8,
-        3 => image::ColorType::Rgb8,
-        c => return Err(bad(path, format!("cannot write {c}-channel images"))),
-    };
+    let bytes = encode_png(pixels, width, height, channels).map_err(|e| match e {
+        DataError::Content { message, .. } => bad(path, message),
+        e => e,
+    })?;
     let tmp = path.with_extension("png.tmp");
-    image::save_buffer_with_format(
-        &tmp,
-        pixels,
-        width as u32,
-        height as u32,
-        color,
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| bad(path, format!("cannot write the image ({e})")))?;
+    std::fs::write(&tmp, bytes).map_err(io(path))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 

@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 use diffuse_core::samplers::{BatchNoise, Fixed, SamplerName, SamplerSpec};
-use diffuse_core::{Clipped, Condition, Denoiser, Guided, NoiseSource, device};
+use diffuse_core::{Clipped, Condition, Denoiser, Guided, NoiseSource, Stoppable, device};
 use diffuse_nn::Conditioning;
 
 use crate::load::Loaded;
@@ -73,6 +73,29 @@ impl Ask {
             (Some(l), None) => Ask::Label(l.to_string()),
             (None, Some(p)) => Ask::Prompt(p.to_string()),
         })
+    }
+
+    /// Refuses what `model` cannot be asked for (a class it does not know, a label or prompt
+    /// for a model trained without classes), before any work.
+    pub fn check(&self, model: &Loaded) -> Result<()> {
+        let record = &model.record;
+        let name = match self {
+            Ask::Nothing => return Ok(()),
+            _ if record.classes.is_empty() => bail!(
+                "the model in {} was trained without classes: it takes no --label or --prompt",
+                model.source.display()
+            ),
+            Ask::Prompt(_) if model.reads_prompts() => return Ok(()),
+            Ask::AllLabels => "all",
+            Ask::Label(l) | Ask::Prompt(l) => l.as_str(),
+        };
+        if name != "all" && !record.classes.iter().any(|c| c == name) {
+            bail!(
+                "label '{name}' is not one the model knows ({}, or all)",
+                record.classes.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// Whether it asks `model` for every class in turn (n samples each).
@@ -178,12 +201,9 @@ fn groups(model: &Loaded, ask: &Ask, watch: &mut dyn Watch) -> Result<(Vec<Group
             _ => Condition::Class(i),
         },
     };
+    ask.check(model)?;
     let name = match ask {
         Ask::Nothing => return Ok((vec![unconditioned], None)),
-        _ if record.classes.is_empty() => bail!(
-            "the model in {} was trained without classes: it takes no --label or --prompt",
-            model.source.display()
-        ),
         Ask::Prompt(p) if model.reads_prompts() => {
             let e = text_encoder()?.encode(p)?;
             if let Some(k) = e.truncated_from {
@@ -204,12 +224,8 @@ fn groups(model: &Loaded, ask: &Ask, watch: &mut dyn Watch) -> Result<(Vec<Group
     if name == "all" {
         return Ok(((0..record.classes.len()).map(class).collect(), None));
     }
-    let Some(i) = record.classes.iter().position(|c| c == name) else {
-        bail!(
-            "label '{name}' is not one the model knows ({}, or all)",
-            record.classes.join(", ")
-        );
-    };
+    // Known: checked above.
+    let i = record.classes.iter().position(|c| c == name).unwrap_or(0);
     Ok((vec![class(i)], None))
 }
 
@@ -230,12 +246,17 @@ pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Res
         (n * groups.len().max(1)) as f64 * d as f64 * 8.0 * 3.0,
     )?;
     let clip = request.clip && model.clips();
+    let stop = watch.stop_flag();
     let denoiser = |condition: &Condition| -> Box<dyn Denoiser + '_> {
         let guided = Guided::new(&model.denoiser, condition.clone(), request.guidance);
-        if clip {
+        let den: Box<dyn Denoiser + '_> = if clip {
             Box::new(Clipped::new(guided, -1.0, 1.0))
         } else {
             Box::new(guided)
+        };
+        match &stop {
+            Some(flag) => Box::new(Stoppable::new(den, flag.clone())),
+            None => den,
         }
     };
     let noise = NoiseSource::new(request.seed);

@@ -1,10 +1,10 @@
 //! # diffuse-pipeline
 //!
-//! What a front end calls (the `diffuse` command, and next Python bindings and a local web
-//! page): load a model folder into a ready denoiser, generate samples for a request, run a
-//! training run with checkpoints and resume, and the evaluation protocols. Below it, `core` has
-//! the math, `nn` the networks, `data` the data sets and `text` the text encoders; above it, a
-//! front end only maps its inputs to requests and writes what comes back.
+//! What a front end calls (the `diffuse` command, the Python bindings and the local web page
+//! of `diffuse serve`): load a model folder into a ready denoiser, generate samples for a
+//! request, run a training run with checkpoints and resume, and the evaluation protocols. Below
+//! it, `core` has the math, `nn` the networks, `data` the data sets and `text` the text
+//! encoders; above it, a front end only maps its inputs to requests and writes what comes back.
 //!
 //! End to end (seed 003's spiral, as `examples/spiral.rs` runs it):
 //!

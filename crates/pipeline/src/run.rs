@@ -3,6 +3,8 @@
 //! it is drawn in.
 
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -34,6 +36,23 @@ pub trait Watch {
     /// sampler step (for paths and animations).
     fn state(&mut self, _rows: &Range<u64>, _t: f64, _x: &Tensor<2>) -> Result<()> {
         Ok(())
+    }
+    /// After sampler step `step` of `steps` on the samples `rows`, with the denoiser's estimate
+    /// of their clean values at the step's start (model units, `[m, d]`): live progress within a
+    /// batch, previews of flat images, and a stop between steps (an error stops the run).
+    fn stepped(
+        &mut self,
+        _rows: &Range<u64>,
+        _step: usize,
+        _steps: usize,
+        _x0: &Tensor<2>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// A flag that, once set, stops the run at its next denoiser evaluation (between sampler
+    /// steps), with [`diffuse_core::CoreError::Stopped`]: a cancel button.
+    fn stop_flag(&self) -> Option<Arc<AtomicBool>> {
+        None
     }
     /// Whether [`Watch::state`] wants to be called (it costs a read-back when it does).
     fn watches_states(&self) -> bool {
@@ -133,12 +152,17 @@ pub fn run_batches(
             watch.state(&rows, from as f64, &x)?;
         }
         let mut seen = Ok(());
-        let (x, evals) = samplers::run(sampler, den, sched, x, from, to, &noise, &mut |e| {
+        let result = samplers::run(sampler, den, sched, x, from, to, &noise, &mut |e| {
             if watching && seen.is_ok() {
                 seen = watch.state(&rows, e.t, e.x);
             }
-        })?;
+            if seen.is_ok() {
+                seen = watch.stepped(&rows, e.step, e.steps, e.x0);
+            }
+        });
+        // A stop asked for by the watch comes before whatever the sampler made of the rest.
         seen?;
+        let (x, evals) = result?;
         let d = x.dims()[1].max(1);
         let values = to_vec(&x)?;
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {

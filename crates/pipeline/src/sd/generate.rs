@@ -345,6 +345,13 @@ pub fn generate(
             Some(g) => g,
             None => &unet,
         };
+        let stoppable = watch
+            .stop_flag()
+            .map(|flag| diffuse_core::Stoppable::new(model, flag));
+        let model: &dyn Denoiser = match &stoppable {
+            Some(s) => s,
+            None => model,
+        };
         let noise = BatchNoise::new(NoiseSource::new(request.seed), rows.clone());
         let z = match &request.latents {
             Some(l) => l.clone().narrow(0, rows.start as usize, m).reshape([m, d]),
