@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages diffuse reads data from: Fashion-MNIST, as IDX files under
-# /usr/share/datasets/fashion-mnist. Used by scripts/setup.sh and by CI.
+# Installs the Debian packages diffuse uses: Fashion-MNIST, as IDX files under
+# /usr/share/datasets/fashion-mnist, and, for the tests of `diffuse serve`'s page in a real
+# browser, Chromium with ChromeDriver (/usr/bin/chromium, /usr/bin/chromedriver). Used by
+# scripts/setup.sh and by CI.
 set -euo pipefail
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get install -y --no-install-recommends dataset-fashion-mnist \
-    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends dataset-fashion-mnist; }
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+wanted=()
+[ -d /usr/share/datasets/fashion-mnist ] || wanted+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || wanted+=(chromium)
+[ -x /usr/bin/chromedriver ] || wanted+=(chromium-driver)
+if [ ${#wanted[@]} -gt 0 ]; then
+  $SUDO apt-get install -y --no-install-recommends "${wanted[@]}" \
+    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${wanted[@]}"; }
 fi

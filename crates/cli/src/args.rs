@@ -51,6 +51,36 @@ pub enum Command {
     Tour(TourArgs),
     /// Reproduce one seed's learning experiment with its own settings (no NAME: list them).
     Demo(DemoArgs),
+    /// A local web page: type a prompt and watch the picture form, and run the seeds'
+    /// experiments with sliders (prints the address to open).
+    Serve(ServeArgs),
+}
+
+/// `diffuse serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Model folders to offer besides the shipped ones: folders written by `diffuse train`, or
+    /// Stable Diffusion folders as diffusers saves them.
+    pub models: Vec<PathBuf>,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on. The default is this machine only; another address lets other
+    /// machines use the server (and its CPU).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Most images one request may ask of an image model.
+    #[arg(long, default_value_t = 64)]
+    pub max_images: usize,
+    /// Most denoiser evaluations (or Stable Diffusion steps) one request may ask for.
+    #[arg(long, default_value_t = 1000)]
+    pub max_steps: usize,
+    /// Largest Stable Diffusion image side, in pixels.
+    #[arg(long, default_value_t = 1024)]
+    pub max_size: usize,
+    /// Most requests waiting for one model; more are refused until one is done.
+    #[arg(long, default_value_t = 16)]
+    pub max_queue: usize,
 }
 
 /// Options every command has.

@@ -11,6 +11,7 @@ mod forward;
 mod nll;
 mod sample;
 mod sd;
+mod serve;
 mod train;
 mod undiffuse;
 
@@ -33,6 +34,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Sample(a) => sample::run(&a),
         Command::Converge(a) => converge::run(&a),
         Command::Nll(a) => nll::run(&a),
+        Command::Serve(a) => serve::run(&a),
         Command::Tour(_) | Command::Demo(_) => bail!("a tour or a demo cannot run inside another"),
     }
 }
