@@ -352,8 +352,8 @@ fn bad_requests_get_one_clear_error_and_the_server_keeps_serving() {
     // A body beyond what any request needs: 413 with a JSON error, or (when the server answers
     // before the client has sent it all) a closed connection.
     let huge = format!("\"{}\"", "x".repeat(200_000));
-    match server
-        .agent
+    // (A client of its own: the connection the server closes is not one to reuse.)
+    match agent()
         .post(format!("{}/api/generate", server.base))
         .send(huge.as_str())
     {
@@ -380,7 +380,8 @@ fn bad_requests_get_one_clear_error_and_the_server_keeps_serving() {
     // Experiments refuse what is out of bounds, naming the field.
     for (query, says) in [
         ("chains?chains=100000000", "chains:"),
-        ("chains?steps=-3", "steps:"),
+        ("chains?steps=-3", "steps: '-3' is not a whole number"),
+        ("chains?delta=abc", "delta: 'abc' is not a number"),
         ("chains?chains=20000&steps=3000", "steps:"),
         ("chains?delta=-1", "delta"),
         ("chains?energy=triple-well", "energy"),
@@ -825,6 +826,20 @@ fn a_browser_loads_the_page_types_a_prompt_and_sees_the_pictures() {
                 Path::new(&path).join("serve-generate.png").as_path(),
             );
         }
+        // A value beyond the limits is refused on the page, in words.
+        let n = element("#n");
+        webdriver(&a, "POST", &format!("{s}/element/{n}/clear"), None);
+        webdriver(
+            &a,
+            "POST",
+            &format!("{s}/element/{n}/value"),
+            Some(json!({"text": "100000"})),
+        );
+        webdriver(&a, "POST", &format!("{s}/element/{go}/click"), None);
+        wait(
+            "const e = document.getElementById('error'); return !e.hidden && e.textContent.startsWith('n: 100000 samples')",
+            "the error for too many images",
+        );
         // A seed page draws, and redraws when a control moves.
         webdriver(
             &a,

@@ -445,13 +445,20 @@ async fn events(
 /// Parses a query string, naming the field that does not parse.
 fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, Refusal> {
     let raw = raw.unwrap_or_default();
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    let pairs = form_urlencoded::parse(raw.as_bytes());
+    let de = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        bad(if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
+        let given = pairs.into_iter().find(|(k, _)| *k == path).map(|(_, v)| v);
+        let inner = e.into_inner().to_string();
+        bad(match given {
+            // "invalid digit found in string" says nothing of what was given or wanted.
+            Some(v) if inner.contains("digit") || inner.contains("too large") => {
+                format!("{path}: '{v}' is not a whole number (0, 1, 2, ...)")
+            }
+            Some(v) if inner.contains("float") => format!("{path}: '{v}' is not a number"),
+            _ if path == "." => inner,
+            _ => format!("{path}: {inner}"),
         })
     })
 }
