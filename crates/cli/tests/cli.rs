@@ -1434,6 +1434,42 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             vec!["fokker-planck", "--cells", "10000000000"],
             &["--cells 10000000000 needs about"],
         ),
+        (
+            vec![
+                "train",
+                "--data",
+                "spiral",
+                "--batch",
+                "100000000",
+                "--steps",
+                "2",
+            ],
+            &["--batch 100000000 needs about"],
+        ),
+        (
+            [&base[..], &["--sampler", "euler", "--variance", "beta"]].concat(),
+            &["variance applies to ddpm"],
+        ),
+        (
+            [&base[..], &["--sampler", "euler", "--grid-steps", "10"]].concat(),
+            &["grid-steps applies to sde"],
+        ),
+        (
+            [&base[..], &["--sampler", "euler", "--tol", "1e-3"]].concat(),
+            &["tol applies to ode"],
+        ),
+        (
+            [&base[..], &["--sampler", "ode", "--tol", "1e-300"]].concat(),
+            &["tol must be in [1e-12, 0.1]", "1e-300"],
+        ),
+        (
+            [&base[..], &["--sampler", "euler", "--grid", "karras:1e308"]].concat(),
+            &["--grid", "rho must be in (0, 100]"],
+        ),
+        (
+            [&base[..], &["--from", "0"]].concat(),
+            &["--from 0", "no step"],
+        ),
     ];
     for (args, words) in cases {
         let e = fails(&[&args[..], &["--force", "--out", o]].concat());
@@ -1441,6 +1477,74 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             assert!(e.contains(w), "{args:?}: {e}");
         }
     }
+}
+
+/// Flags a point model cannot take, projections beyond reason and an empty label are refused
+/// with one line naming them.
+#[test]
+fn flags_and_values_a_model_or_data_cannot_take_are_refused() {
+    let dir = tmp("cannot-take");
+    let (m, o) = (dir.join("m"), dir.join("o"));
+    tiny_model(&m);
+    for (flag, says) in [
+        ("--animate", "--animate films image models"),
+        ("--no-clip", "--no-clip applies to image models"),
+    ] {
+        let e = fails(&[
+            "sample",
+            "--model",
+            s(&m),
+            "--n",
+            "5",
+            flag,
+            "--out",
+            s(&o),
+            "--force",
+        ]);
+        assert!(e.contains(says), "{e}");
+    }
+    let u = dir.join("u");
+    ok(&[
+        "undiffuse",
+        "--data",
+        "delta:-1,1",
+        "--n",
+        "50",
+        "--out",
+        s(&u),
+    ]);
+    let e = fails(&[
+        "eval",
+        "--data",
+        "delta:-1,1",
+        "--samples",
+        s(&u.join("samples.csv")),
+        "--projections",
+        "1000000000",
+        "--out",
+        s(&o),
+        "--force",
+    ]);
+    assert!(
+        e.contains("--projections 1000000000 is more than 100000"),
+        "{e}"
+    );
+    let csv = dir.join("l.csv");
+    std::fs::write(&csv, "x,label\n1,a\n2,\n").unwrap();
+    let data = format!("csv:{}", s(&csv));
+    let e = fails(&[
+        "train",
+        "--data",
+        &data,
+        "--cond",
+        "label",
+        "--steps",
+        "2",
+        "--out",
+        s(&o),
+        "--force",
+    ]);
+    assert!(e.contains("l.csv:3") && e.contains("empty label"), "{e}");
 }
 
 /// A 1-D model trained for five steps into `m`, to be damaged by a test.

@@ -114,6 +114,12 @@ fn parse_csv(text: &str, name: &str) -> Result<Table> {
         }
         for (j, f) in record.iter().enumerate() {
             if Some(j) == label_col {
+                if f.trim().is_empty() {
+                    return Err(err(
+                        line,
+                        "an empty label: every row of a 'label' column names its class".into(),
+                    ));
+                }
                 if let Some(l) = labels.as_mut() {
                     l.push(f.to_string());
                 }

@@ -208,19 +208,37 @@ pub fn read_idx_dir(dir: &Path, split: &str, classes: Option<&[&str]>) -> Result
             format!("images need 3 dimensions, not {dims:?}"),
         ));
     };
-    let (ldims, l) = read_idx(&labels)?;
+    let labels_path = labels;
+    let (ldims, l) = read_idx(&labels_path)?;
     if ldims != [n] {
         return Err(bad(
-            &labels,
+            &labels_path,
             format!("{ldims:?} labels for {n} images in {}", images.display()),
         ));
     }
     let labels: Vec<usize> = l.into_iter().map(usize::from).collect();
     let classes: Vec<String> = match classes {
         Some(c) => c.iter().map(|s| s.to_string()).collect(),
-        None => (0..=labels.iter().copied().max().unwrap_or(0))
-            .map(|k| k.to_string())
-            .collect(),
+        None => {
+            // Unnamed classes are numbered 0..K-1: a label beyond them (a 200 among ten
+            // classes) would make classes that have no image.
+            let k = labels.iter().copied().max().map_or(0, |m| m + 1);
+            let mut seen = vec![false; k];
+            for &l in &labels {
+                seen[l] = true;
+            }
+            if let Some(empty) = seen.iter().position(|s| !s) {
+                return Err(bad(
+                    &labels_path,
+                    format!(
+                        "the labels run up to {} but no image has label {empty}: an IDX label \
+                         file numbers its classes 0..K-1",
+                        k - 1
+                    ),
+                ));
+            }
+            (0..k).map(|k| k.to_string()).collect()
+        }
     };
     ImageSet {
         height,
@@ -550,6 +568,19 @@ mod tests {
         .unwrap();
         let e = read_idx_dir(&dir, "train", None).unwrap_err().to_string();
         assert!(e.contains("labels for 3 images"), "{e}");
+        // A label 200 among labels 0 and 1 would make 198 classes without an image.
+        std::fs::write(
+            dir.join("train-images-idx3-ubyte"),
+            idx(&[3, 1, 1], &[0, 0, 0]),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.join("train-labels-idx1-ubyte.gz")).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[3], &[0, 1, 200])).unwrap();
+        let e = read_idx_dir(&dir, "train", None).unwrap_err().to_string();
+        assert!(
+            e.contains("train-labels-idx1-ubyte") && e.contains("no image has label 2"),
+            "{e}"
+        );
         let e = read_idx_dir(&dir, "t10k", None).unwrap_err().to_string();
         assert!(e.contains("no t10k-images"), "{e}");
     }

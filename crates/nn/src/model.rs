@@ -39,6 +39,32 @@ impl ModelConfig {
         }
     }
 
+    /// A generous estimate of the bytes one example takes in a training step: the float32
+    /// activations the backward pass keeps (inputs, pre-activations, outputs and their
+    /// gradients, about eight values per unit of every layer) and the example itself. Used to
+    /// refuse a `--batch` that cannot fit before anything is allocated.
+    pub fn training_bytes_per_example(&self) -> f64 {
+        let units = match self {
+            ModelConfig::Mlp(c) => {
+                (c.dim + if c.classes > 0 { c.classes + 1 } else { 0 } + 1 + c.hidden * c.depth)
+                    as f64
+                    * 8.0
+            }
+            ModelConfig::UNet(c) => {
+                // Each level: two residual blocks of two convolutions, norms and activations
+                // on the way down and up (about forty maps of its size), halving the image.
+                let (mut h, mut w, mut total) = (c.height as f64, c.width as f64, 0.0);
+                for m in &c.mults {
+                    total += 40.0 * (c.channels * m) as f64 * h * w;
+                    h = (h / 2.0).ceil();
+                    w = (w / 2.0).ceil();
+                }
+                total
+            }
+        };
+        units * 4.0 + self.dim() as f64 * 8.0 * 4.0
+    }
+
     /// Number of classes (0: unconditional).
     pub fn classes(&self) -> usize {
         match self {

@@ -243,6 +243,11 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         )?;
         (None, record, run.ema.map(Ema::new))
     };
+    // A batch's activations, before the first step allocates them.
+    crate::budget::check(
+        &format!("--batch {}", run.batch),
+        run.batch as f64 * record.model.training_bytes_per_example(),
+    )?;
     // The sentence embeddings of every class's captions, computed once.
     let encoder = match encoder {
         None if record.cond == Conditioning::Prompt => Some(text_encoder()?),

@@ -83,6 +83,13 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
     if from > u.steps {
         bail!("--from {from} is past the schedule's last step {}", u.steps);
     }
+    if u.to == from {
+        bail!(
+            "--from {from} and --to {}: the reverse process would run no step; start later \
+             (--from up to --steps) or stop earlier",
+            u.to
+        );
+    }
     if u.to > from {
         bail!(
             "--to {} must not be after --from {from}: the reverse process runs from A down to B",

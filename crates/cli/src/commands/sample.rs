@@ -20,6 +20,21 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         bail!("{flag} is for Stable Diffusion folders (with model_index.json)");
     }
     let model = load(&a.model)?;
+    // Flags that mean nothing for this model are refused, not ignored.
+    if a.animate && model.image_shape().is_none() {
+        bail!(
+            "--animate films image models; the model in {} draws points (its paths.png shows \
+             the reverse process of 1-D models)",
+            a.model.display()
+        );
+    }
+    if a.no_clip && !model.clips() {
+        bail!(
+            "--no-clip applies to image models, whose predicted clean images are clipped to \
+             [-1, 1]; the model in {} is not clipped",
+            a.model.display()
+        );
+    }
     let defaults = model.defaults();
     let ask = Ask::from_options(a.label.as_deref(), a.prompt.as_deref())?;
     let sampler = a.sampling.spec_or(defaults.sampler, defaults.nfe)?;

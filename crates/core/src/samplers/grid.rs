@@ -63,7 +63,12 @@ impl GridKind {
             "trailing" => GridKind::Timesteps(Spacing::Trailing),
             "linspace" => GridKind::Timesteps(Spacing::Linspace),
             _ => match spec.strip_prefix("karras:").map(str::parse::<f64>) {
-                Some(Ok(rho)) if rho > 0.0 => GridKind::Karras { rho },
+                Some(Ok(rho)) if rho > 0.0 && rho <= 100.0 => GridKind::Karras { rho },
+                Some(Ok(_)) => {
+                    return invalid(format!(
+                        "grid '{spec}': rho must be in (0, 100] (Karras et al. use 7)"
+                    ));
+                }
                 _ => {
                     return invalid(format!(
                         "unknown grid '{spec}' (expected karras[:RHO], exponential, logsnr, uniform, leading, trailing, linspace, fitted or sigmas:S1,S2,...)"

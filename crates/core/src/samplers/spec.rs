@@ -282,6 +282,24 @@ impl SamplerSpec {
                 self.name
             ));
         }
+        if self.variance != Variance::Posterior && self.name != SamplerName::Ddpm {
+            return invalid(format!(
+                "variance applies to ddpm's steps, not to {}",
+                self.name
+            ));
+        }
+        if self.grid_steps.is_some() && self.name != SamplerName::Sde {
+            return invalid(format!(
+                "grid-steps applies to sde (the reverse SDE's Euler-Maruyama steps), not to {}",
+                self.name
+            ));
+        }
+        if self.tol != Self::new(self.name).tol && self.name != SamplerName::Ode {
+            return invalid(format!(
+                "tol applies to ode (the adaptive solver's tolerance), not to {}",
+                self.name
+            ));
+        }
         if self.grid.is_some() && !self.name.has_budget() {
             return invalid(format!(
                 "a grid applies to ddim and the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc), not to {}",
@@ -339,8 +357,13 @@ impl SamplerSpec {
                 },
             },
             SamplerName::Ode => {
-                if !(self.tol.is_finite() && self.tol > 0.0) {
-                    return invalid("tol must be a positive number");
+                // Below ~1e-12 the error estimate is float64 round-off and the step size
+                // collapses; above 0.1 the solution is not worth the name.
+                if !(self.tol.is_finite() && (1e-12..=0.1).contains(&self.tol)) {
+                    return invalid(format!(
+                        "tol must be in [1e-12, 0.1] (got {:e}): smaller is lost in float64 round-off",
+                        self.tol
+                    ));
                 }
                 Sampler::Ode {
                     method: OdeMethod::Rk45 {

@@ -9,7 +9,7 @@ pub use classifier::{
     ClassifierRun, Verdict, image_set, judge_images, shipped_verdict, test_split, train_classifier,
 };
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use diffuse_core::Mixture;
 use diffuse_core::NoiseSource;
 use diffuse_core::metrics::{
@@ -199,6 +199,9 @@ pub fn against_data(
     })
 }
 
+/// The most random directions [`against_law`] takes.
+pub const MAX_PROJECTIONS: usize = 100_000;
+
 /// How close samples `table` are to the law of `data`: per-coordinate moments, KS tests along
 /// `projections` random directions (two-sample against the data, one-sample against its
 /// closed form), the energy distance on at most `max_energy_n` rows, the excess energy
@@ -212,7 +215,20 @@ pub fn against_law(
 ) -> Result<Report> {
     positive("--projections", projections)?;
     positive("--max-energy-n", max_energy_n)?;
+    // Each direction sorts both samples twice (KS and sliced Wasserstein); the smallest
+    // p-value and the average settle long before this many.
+    if projections > MAX_PROJECTIONS {
+        bail!(
+            "--projections {projections} is more than {MAX_PROJECTIONS}: each costs sorts of \
+             both samples, and the measures settle long before"
+        );
+    }
     let d = table.dim();
+    // The directions, and the projections of both samples on one of them.
+    crate::budget::check(
+        &format!("--projections {projections}"),
+        projections as f64 * (d as f64 * 8.0 + 24.0) + (table.len() as f64) * 8.0 * 4.0,
+    )?;
     let x = &table.values;
     let n = table.len();
     let noise = NoiseSource::new(seed);
