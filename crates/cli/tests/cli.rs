@@ -1470,6 +1470,18 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             [&base[..], &["--from", "0"]].concat(),
             &["--from 0", "no step"],
         ),
+        (
+            vec![
+                "train",
+                "--data",
+                "spiral",
+                "--timesteps",
+                "0",
+                "--steps",
+                "2",
+            ],
+            &["--timesteps must be at least 1"],
+        ),
     ];
     for (args, words) in cases {
         let e = fails(&[&args[..], &["--force", "--out", o]].concat());

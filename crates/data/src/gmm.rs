@@ -32,6 +32,9 @@ pub fn read_gmm(path: &Path) -> Result<(Mixture, Option<String>)> {
     parse_gmm(&text, &name)
 }
 
+/// The largest mean or std a mixture file may give.
+const SCALE: f64 = 1e15;
+
 pub(crate) fn parse_gmm(text: &str, name: &str) -> Result<(Mixture, Option<String>)> {
     let file: GmmFile = serde_json::from_str(text).map_err(|e| DataError::Content {
         path: name.to_string(),
@@ -60,7 +63,7 @@ pub(crate) fn parse_gmm(text: &str, name: &str) -> Result<(Mixture, Option<Strin
             "{name}: weights summed to {total}; normalised them to sum to 1"
         ));
     }
-    let means = file
+    let means: Vec<Vec<f64>> = file
         .means
         .into_iter()
         .map(|m| match m {
@@ -68,6 +71,22 @@ pub(crate) fn parse_gmm(text: &str, name: &str) -> Result<(Mixture, Option<Strin
             Mean::Vector(v) => v,
         })
         .collect();
+    // The exact denoiser squares distances between points and means: beyond 1e15 they lose
+    // every digit (and past 1e154 overflow), which would surface as a sampler's NaN.
+    for (i, m) in means.iter().enumerate() {
+        if let Some((j, v)) = m.iter().enumerate().find(|(_, v)| v.abs() > SCALE) {
+            return Err(whole(format!(
+                "means[{i}][{j}] = {v:e}: a mixture's means and stds must be within 1e15 in size \
+                 (rescale the data)"
+            )));
+        }
+    }
+    if let Some((i, v)) = file.stds.iter().enumerate().find(|(_, v)| v.abs() > SCALE) {
+        return Err(whole(format!(
+            "stds[{i}] = {v:e}: a mixture's means and stds must be within 1e15 in size (rescale \
+             the data)"
+        )));
+    }
     let mixture = Mixture::new(weights, means, file.stds).map_err(|source| DataError::Core {
         context: name.to_string(),
         source,
@@ -78,6 +97,24 @@ pub(crate) fn parse_gmm(text: &str, name: &str) -> Result<(Mixture, Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_means_too_large_to_square() {
+        let e = parse_gmm(
+            r#"{"weights":[1],"means":[[0, 1e300]],"stds":[1]}"#,
+            "big.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("big.json") && e.contains("means[0][1] = 1e300"),
+            "{e}"
+        );
+        let e = parse_gmm(r#"{"weights":[1],"means":[0],"stds":[1e20]}"#, "big.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stds[0] = 1e20"), "{e}");
+    }
 
     #[test]
     fn reads_a_2d_mixture_and_1d_shorthand() {

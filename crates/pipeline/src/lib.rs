@@ -64,11 +64,16 @@ pub fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
     Ok(v)
 }
 
-/// Parses a schedule spec with T steps.
+/// Parses a schedule spec with T steps (`--steps`).
 pub fn schedule(spec: &str, steps: usize) -> anyhow::Result<diffuse_core::Schedule> {
+    schedule_of("--steps", spec, steps)
+}
+
+/// Parses a schedule spec with T steps, given by the option `flag` (`--timesteps` in training).
+pub fn schedule_of(flag: &str, spec: &str, steps: usize) -> anyhow::Result<diffuse_core::Schedule> {
     use anyhow::Context;
-    positive("--steps", steps)?;
+    positive(flag, steps)?;
     // The schedule's tables: betas, log alpha-bars and what the samplers derive from them.
-    budget::check(&format!("--steps {steps}"), steps as f64 * 8.0 * 6.0)?;
+    budget::check(&format!("{flag} {steps}"), steps as f64 * 8.0 * 6.0)?;
     diffuse_core::Schedule::parse(spec, steps).with_context(|| format!("--schedule {spec}"))
 }

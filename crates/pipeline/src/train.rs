@@ -22,7 +22,7 @@ use diffuse_nn::{
 use crate::generate::text_encoder;
 use crate::report::Report;
 use crate::run::Watch;
-use crate::{dataset, positive, schedule};
+use crate::{dataset, positive, schedule_of};
 
 /// Rows of the data stream used to fit the standardisation (far from the training rows).
 const FIT_ROWS: std::ops::Range<u64> = (1 << 41)..(1 << 41) + 10_000;
@@ -151,7 +151,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         );
     }
     let data = dataset(&run.data, watch)?;
-    let sched = schedule(&run.schedule, run.timesteps)?;
+    let sched = schedule_of("--timesteps", &run.schedule, run.timesteps)?;
     positive("--steps", run.steps)?;
     positive("--batch", run.batch)?;
     positive("--hidden", run.hidden)?;
