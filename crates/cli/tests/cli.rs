@@ -1482,6 +1482,56 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             ],
             &["--timesteps must be at least 1"],
         ),
+        (
+            [&base[..], &["--sampler", "dpmpp-2m", "--nfe", "100000000"]].concat(),
+            &["nfe 100000000 is more than 100000"],
+        ),
+        (
+            [
+                &base[..],
+                &["--sampler", "sde", "--grid-steps", "100000000000"],
+            ]
+            .concat(),
+            &["grid-steps 100000000000"],
+        ),
+        (
+            [&base[..], &["--reference", "10000000000"]].concat(),
+            &["--reference 10000000000 needs about"],
+        ),
+        (
+            vec![
+                "metropolis",
+                "--proposal",
+                "gaussian:1e308",
+                "--steps",
+                "10",
+            ],
+            &["--proposal", "no proposal", "never left their start"],
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                "fashion-mnist",
+                "--prompt",
+                " ",
+                "--n",
+                "2",
+            ],
+            &["--prompt is empty"],
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                "fashion-mnist",
+                "--label",
+                "bag",
+                "--guidance",
+                "1e308",
+            ],
+            &["--guidance 1e308 is not a number in [-1000, 1000]"],
+        ),
     ];
     for (args, words) in cases {
         let e = fails(&[&args[..], &["--force", "--out", o]].concat());

@@ -50,8 +50,11 @@ impl Request {
     pub fn check(&self) -> Result<()> {
         positive("--n", self.n)?;
         positive("--batch", self.batch)?;
-        if !self.guidance.is_finite() {
-            bail!("--guidance must be a finite number");
+        if !(self.guidance.is_finite() && self.guidance.abs() <= 1e3) {
+            bail!(
+                "--guidance {:e} is not a number in [-1000, 1000] (useful values are 0 to about 10)",
+                self.guidance
+            );
         }
         if self.guidance != 1.0 && self.ask == Ask::Nothing {
             bail!(
@@ -66,6 +69,14 @@ impl Request {
 impl Ask {
     /// What a user asked for with a label (`"all"`: every class in turn) or a prompt.
     pub fn from_options(label: Option<&str>, prompt: Option<&str>) -> Result<Ask> {
+        if prompt.is_some_and(|p| p.trim().is_empty()) {
+            bail!(
+                "--prompt is empty: say what to draw, or leave --prompt out for unconditional samples"
+            );
+        }
+        if label.is_some_and(|l| l.trim().is_empty()) {
+            bail!("--label is empty: name a class, or all");
+        }
         Ok(match (label, prompt) {
             (Some(_), Some(_)) => bail!("give --label or --prompt, not both"),
             (None, None) => Ask::Nothing,

@@ -100,6 +100,11 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
     positive("--batch", u.batch)?;
     positive("--reference", u.reference)?;
     let d = data.dim();
+    // The empirical stand-in for a toy data set: its points and their mixture.
+    crate::budget::check(
+        &format!("--reference {}", u.reference),
+        u.reference as f64 * (d as f64 * 8.0 * 3.0 + 48.0),
+    )?;
     // The samples, a reference draw of as many, and copies made while evaluating them.
     crate::budget::check(&format!("--n {n}"), n as f64 * d as f64 * 8.0 * 6.0)?;
     if let Prior::Point(p) = &u.prior

@@ -221,7 +221,8 @@ pub fn chains(q: &Chains, limits: &Limits) -> Result<Value> {
             )
             .context("start")
             .map_err(strip_flags)?;
-            let rate = m.accepted as f64 / m.proposed.max(1) as f64;
+            m.check_moved(&q.proposal).context("proposal")?;
+            let rate = m.acceptance();
             (m.states, json!({ "acceptance": rate }))
         }
         m => bail!("method: '{m}' is not langevin or metropolis"),

@@ -156,6 +156,7 @@ pub fn metropolis(a: &MetropolisArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    r.check_moved(&a.proposal).context("--proposal")?;
     out.set("proposal", a.proposal.clone());
     out.num("acceptance", r.acceptance());
     report(

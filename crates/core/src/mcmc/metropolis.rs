@@ -85,6 +85,20 @@ impl Metropolis {
     pub fn acceptance(&self) -> f64 {
         self.accepted as f64 / self.proposed.max(1) as f64
     }
+
+    /// Refuses a run whose chains never moved: with at least 100 proposals and none accepted,
+    /// the final states are the start, not draws of exp(-E) (a proposal far too wide or too
+    /// narrow for the energy).
+    pub fn check_moved(&self, proposal: &str) -> Result<()> {
+        if self.proposed >= 100 && self.accepted == 0 {
+            return invalid(format!(
+                "no proposal of {} was accepted: the chains never left their start; the \
+                 proposal '{proposal}' does not fit this energy (try a width near 1)",
+                self.proposed
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Runs one chain per entry of `x0` for `steps` steps, calling `on_step(k, &states)` after step k.

@@ -243,8 +243,25 @@ impl SamplerSpec {
         })
     }
 
+    /// The most denoiser evaluations a run may ask for (and Euler-Maruyama steps of the SDE,
+    /// ten times as many): far beyond where any sampler has converged, and short of a run that
+    /// would take days.
+    pub const MAX_NFE: usize = 100_000;
+
     /// The sampler for a run over `span` schedule steps that ends at step `to`.
     pub fn sampler(&self, span: usize, to: usize) -> Result<Sampler> {
+        if let Some(n) = self.nfe.filter(|n| *n > Self::MAX_NFE) {
+            return invalid(format!(
+                "nfe {n} is more than {} evaluations: every sampler has converged long before",
+                Self::MAX_NFE
+            ));
+        }
+        if let Some(g) = self.grid_steps.filter(|g| *g > 10 * Self::MAX_NFE) {
+            return invalid(format!(
+                "grid-steps {g} is more than {} steps of the reverse SDE",
+                10 * Self::MAX_NFE
+            ));
+        }
         let nfe = self.budget(span)?;
         let grid = self
             .grid

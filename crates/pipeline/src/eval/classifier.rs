@@ -90,6 +90,14 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
         channels: run.channels,
         ..ClassifierConfig::small(train_set.height, train_set.width, train_set.classes.len())
     };
+    // A batch's activations: three convolutions' maps (channels, 2x and 4x at halved sizes)
+    // and their gradients, about eight floats per unit, plus the images.
+    let pixels = (train_set.height * train_set.width) as f64;
+    let per_example = 8.0 * 4.0 * pixels * run.channels as f64 * (1.0 + 0.5 + 0.25) + pixels * 24.0;
+    crate::budget::check(
+        &format!("--batch {}", run.batch),
+        run.batch as f64 * per_example,
+    )?;
     let noise = NoiseSource::new(run.seed);
     let draw = |rows: std::ops::Range<u64>| {
         let x = data.sample(&noise, rows.clone());
