@@ -126,7 +126,7 @@ pub struct LangevinArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
     /// The step size delta.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub delta: f64,
     #[command(flatten)]
     pub common: Common,
@@ -145,10 +145,15 @@ pub struct FokkerPlanckArgs {
     #[arg(long, default_value_t = 10_000)]
     pub chains: usize,
     /// The Langevin step delta (time = steps x delta).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub delta: f64,
     /// Times at which to compare the histograms with the equation (comma-separated).
-    #[arg(long, default_value = "0.1,0.3,0.7,1.5,4", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "0.1,0.3,0.7,1.5,4",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub times: Vec<f64>,
     /// Grid cells of the equation.
     #[arg(long, default_value_t = 1000)]
@@ -383,7 +388,7 @@ pub struct ClassifierArgs {
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Channels of the first convolution.
     #[arg(long, default_value_t = 16)]
@@ -502,17 +507,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// Adam's learning rate (eps = 1e-8, as PyTorch).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Train with AdamW and this decoupled weight decay (PyTorch's AdamW default is 0.01).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Train on the data as they are, not standardised to mean 0 and std 1 per coordinate
     /// (seed 001 scales its swiss roll by hand).
     #[arg(long)]
     pub no_standardize: bool,
     /// Clip the gradient norm to this.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
     /// Write a checkpoint every this many steps (and at the end).
     #[arg(long, default_value_t = 1000)]

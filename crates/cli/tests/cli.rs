@@ -1532,6 +1532,31 @@ fn settings_that_cannot_apply_or_diverge_are_refused_by_name() {
             ],
             &["--guidance 1e308 is not a number in [-1000, 1000]"],
         ),
+        // Negative numbers reach the checks that name them (not clap's "unexpected argument").
+        (
+            vec!["train", "--data", "spiral", "--lr", "-1", "--steps", "2"],
+            &["--lr must be a positive number (got -1)"],
+        ),
+        (
+            vec!["train", "--data", "spiral", "--clip", "-1", "--steps", "2"],
+            &["--clip must be a positive number (got -1)"],
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "spiral",
+                "--weight-decay",
+                "-1",
+                "--steps",
+                "2",
+            ],
+            &["--weight-decay must be a non-negative number"],
+        ),
+        (
+            vec!["fokker-planck", "--times", "-1,2"],
+            &["--times: -1 is not a positive time"],
+        ),
     ];
     for (args, words) in cases {
         let e = fails(&[&args[..], &["--force", "--out", o]].concat());

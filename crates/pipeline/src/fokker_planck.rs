@@ -106,7 +106,7 @@ impl Dynamics {
             }
             if k > 1e7 {
                 bail!(
-                    "--times: {t} is {k} steps of delta = {}; at most 10,000,000",
+                    "--times: {t:e} is {k:.3e} steps of delta = {}; at most 10,000,000",
                     self.delta
                 );
             }

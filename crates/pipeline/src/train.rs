@@ -160,6 +160,12 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     if let Some(c) = run.clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
         bail!("--clip must be a positive number (got {c})");
     }
+    if !(run.lr.is_finite() && run.lr > 0.0) {
+        bail!("--lr must be a positive number (got {})", run.lr);
+    }
+    if let Some(w) = run.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+        bail!("--weight-decay must be a non-negative number (got {w})");
+    }
     let d = data.dim();
     let class_names: Vec<String> = match run.cond {
         Conditioning::None => vec![],

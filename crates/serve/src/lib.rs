@@ -82,6 +82,12 @@ impl Server {
     /// Loads the models (each folder's errors name it) and binds the socket. `loading` hears
     /// each model before it loads.
     pub fn new(options: Options, loading: &mut dyn FnMut(&str)) -> Result<Self> {
+        // The socket first: a port in use is said before minutes of loading.
+        let listener = std::net::TcpListener::bind(options.address)
+            .with_context(|| format!("cannot listen on {}", options.address))?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot set up the socket")?;
         let mut args: Vec<PathBuf> = diffuse_pipeline::shipped::MODELS
             .iter()
             .map(|m| PathBuf::from(m.name))
@@ -100,11 +106,6 @@ impl Server {
             models.insert(name.clone(), entry);
             order.push(name);
         }
-        let listener = std::net::TcpListener::bind(options.address)
-            .with_context(|| format!("cannot listen on {}", options.address))?;
-        listener
-            .set_nonblocking(true)
-            .context("cannot set up the socket")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_io()

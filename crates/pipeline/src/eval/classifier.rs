@@ -86,6 +86,9 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
     positive("--steps", run.steps)?;
     positive("--batch", run.batch)?;
     positive("--channels", run.channels)?;
+    if !(run.lr.is_finite() && run.lr > 0.0) {
+        bail!("--lr must be a positive number (got {})", run.lr);
+    }
     let cfg = ClassifierConfig {
         channels: run.channels,
         ..ClassifierConfig::small(train_set.height, train_set.width, train_set.classes.len())
