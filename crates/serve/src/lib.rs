@@ -97,7 +97,11 @@ impl Server {
         for arg in &args {
             let name = models::name_for(arg, &order);
             loading(&name);
-            let served = models::open(arg, &name)?;
+            let served = models::open(arg, &name).map_err(|e| {
+                // A folder here is an argument of serve, not a --model option.
+                let said = format!("{e:#}");
+                anyhow::anyhow!("{}", said.replace("--model: ", "").replace("--model ", ""))
+            })?;
             let entry = Entry {
                 served: Arc::new(served),
                 queue: Arc::new(Queue::default()),
