@@ -251,6 +251,13 @@ fn mixture_density(m: &Mixture, x: f64) -> f64 {
     m.log_density(&[x]).exp()
 }
 
+/// The density of a closed-form marginal on `[lo, hi]`, when it has one (point masses do not).
+fn density_curve(theory: Option<&Mixture>, lo: f64, hi: f64) -> Option<Vec<[f64; 2]>> {
+    theory
+        .filter(|m| m.is_continuous())
+        .map(|m| curve(lo, hi, |x| mixture_density(m, x)))
+}
+
 /// Diffuses the data to step t, step by step, against the closed-form marginal q_t.
 pub fn forward(q: &Diffusion, limits: &Limits) -> Result<Value> {
     within("steps", q.steps, limits.steps)?;
@@ -270,11 +277,7 @@ pub fn forward(q: &Diffusion, limits: &Limits) -> Result<Value> {
     let run = diffuse(&f, &mut paths).map_err(strip_flags)?;
     one_dimensional(run.data.dim())?;
     let (lo, hi) = padded_range(run.stepped.iter().chain(&run.x0).copied());
-    let theory = run
-        .theory
-        .as_ref()
-        .filter(|m| m.is_continuous())
-        .map(|m| curve(lo, hi, |x| mixture_density(m, x)));
+    let theory = density_curve(run.theory.as_ref(), lo, hi);
     Ok(json!({
         "histogram": hist(&run.stepped, lo, hi),
         "data": hist(&run.x0, lo, hi),
@@ -325,11 +328,7 @@ pub fn undiffusion(q: &Diffusion, limits: &Limits) -> Result<Value> {
     let run = undiffuse(&u, &mut paths).map_err(strip_flags)?;
     one_dimensional(run.data.dim())?;
     let (lo, hi) = padded_range(run.x.iter().chain(&run.reference).copied());
-    let theory = run
-        .theory
-        .as_ref()
-        .filter(|m| m.is_continuous())
-        .map(|m| curve(lo, hi, |x| mixture_density(m, x)));
+    let theory = density_curve(run.theory.as_ref(), lo, hi);
     Ok(json!({
         "histogram": hist(&run.x, lo, hi),
         "reference": hist(&run.reference, lo, hi),

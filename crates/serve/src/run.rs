@@ -14,7 +14,6 @@ use diffuse_core::tensor::to_vec;
 use diffuse_data::images::{encode_png, grid, to_pixels};
 use diffuse_pipeline::sd::{self, SdRequest, to_rgb8};
 use diffuse_pipeline::{Loaded, Report, Request, Watch, eval, generate};
-use serde_json::json;
 
 use crate::jobs::{Job, Made, stopped};
 use crate::models::{Model, Served};
@@ -64,13 +63,7 @@ fn ours(served: &Served, model: &Loaded, request: &Request, job: &Job) -> Result
             }
             // What the shipped judge of the model's data sees, as `diffuse sample` says it.
             if let Some(v) = eval::shipped_verdict(&model.record.data, &samples.x, h, w)? {
-                summary.set("judge", v.judge);
-                let counts: serde_json::Map<_, _> =
-                    v.counts().into_iter().map(|(c, k)| (c, json!(k))).collect();
-                summary.set("judge_counts", serde_json::Value::Object(counts));
-                if let Some(a) = v.accuracy(&samples.labels) {
-                    summary.num("judge_accuracy", a);
-                }
+                summary.extend(v.report(&samples.labels));
             }
         }
         None => made.points = Some((samples.x.clone(), samples.dim)),

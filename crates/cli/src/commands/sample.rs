@@ -176,19 +176,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
                     100.0 * a
                 ))
             );
-            out.set("judge", v.judge);
-            out.set(
-                "judge_counts",
-                serde_json::Value::Object(
-                    counts
-                        .into_iter()
-                        .map(|(c, k)| (c, serde_json::json!(k)))
-                        .collect(),
-                ),
-            );
-            if let Some(a) = accuracy {
-                out.num("judge_accuracy", a);
-            }
+            out.report(v.report(&samples.labels));
         }
         if !frames.is_empty() {
             animate(&out.path("animation.gif"), &frames, h, w)?;

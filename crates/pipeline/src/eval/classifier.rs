@@ -208,6 +208,23 @@ impl Verdict {
             .count();
         Some(hits as f64 / asked.len() as f64)
     }
+
+    /// What a front end records of it: `judge`, `judge_counts` (class: images) and, when
+    /// classes were asked for, `judge_accuracy`.
+    pub fn report(&self, asked: &[String]) -> crate::Report {
+        let mut out = crate::Report::new();
+        out.set("judge", self.judge);
+        let counts: serde_json::Map<String, serde_json::Value> = self
+            .counts()
+            .into_iter()
+            .map(|(c, k)| (c, serde_json::json!(k)))
+            .collect();
+        out.set("judge_counts", serde_json::Value::Object(counts));
+        if let Some(a) = self.accuracy(asked) {
+            out.num("judge_accuracy", a);
+        }
+        out
+    }
 }
 
 /// The shipped classifier trained on `data` (a model's training data spec), judging `x` (rows of
