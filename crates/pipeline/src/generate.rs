@@ -9,6 +9,7 @@ use diffuse_nn::Conditioning;
 
 use crate::load::Loaded;
 use crate::positive;
+use crate::report::Report;
 use crate::run::{PILOT, Watch, fix, run_batches};
 
 /// What to ask the model for.
@@ -188,6 +189,30 @@ impl Samples {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
+    }
+
+    /// What a front end records of the run that drew them for `request`: the sampler and its
+    /// settings, what was asked (label, prompt), guidance, n, nfe and seed.
+    pub fn report(&self, request: &Request) -> Report {
+        let mut out = Report::new();
+        out.set("sampler", request.sampler.name.as_str());
+        out.settings(self.fixed.describe(&request.sampler));
+        let (label, prompt) = match &request.ask {
+            Ask::Nothing => (None, None),
+            Ask::Label(l) => (Some(l.as_str()), None),
+            Ask::AllLabels => (Some("all"), None),
+            Ask::Prompt(p) => (None, Some(p.as_str())),
+        };
+        out.set("label", label);
+        out.set("prompt", prompt);
+        if let Some(k) = self.prompt_tokens_before_truncation {
+            out.set("prompt_tokens_before_truncation", k);
+        }
+        out.num("guidance", request.guidance);
+        out.set("n", self.len());
+        out.set("nfe", self.nfe);
+        out.set("seed", request.seed);
+        out
     }
 }
 

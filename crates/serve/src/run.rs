@@ -40,18 +40,7 @@ fn ours(served: &Served, model: &Loaded, request: &Request, job: &Job) -> Result
     let mut summary = Report::new();
     summary.set("model", served.info.name.clone());
     summary.set("source", served.info.source.clone());
-    summary.set("sampler", request.sampler.name.as_str());
-    summary.settings(samples.fixed.describe(&request.sampler));
-    let asked = &job.request;
-    summary.set("label", asked.label.clone());
-    summary.set("prompt", asked.prompt.clone());
-    if let Some(k) = samples.prompt_tokens_before_truncation {
-        summary.set("prompt_tokens_before_truncation", k);
-    }
-    summary.num("guidance", request.guidance);
-    summary.set("n", samples.len());
-    summary.set("nfe", samples.nfe);
-    summary.set("seed", request.seed);
+    summary.extend(samples.report(request));
     if !samples.labels.is_empty() {
         summary.set("labels", samples.labels.clone());
     }

@@ -136,16 +136,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         );
     }
     out.set("model", a.model.display().to_string());
-    out.set("sampler", request.sampler.name.as_str());
-    out.report_settings(&samples.fixed, &request.sampler);
-    out.set("label", a.label.clone());
-    out.set("prompt", a.prompt.clone());
-    if let Some(k) = samples.prompt_tokens_before_truncation {
-        out.set("prompt_tokens_before_truncation", k);
-    }
-    out.num("guidance", request.guidance);
-    out.set("n", samples.len());
-    out.set("nfe", samples.nfe);
+    out.report(samples.report(&request));
     if !samples.labels.is_empty() {
         // The class each sample was asked for, for `diffuse eval --classifier`.
         let mut s = String::from("label\n");
@@ -157,7 +148,6 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         std::fs::write(&path, s)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    out.set("seed", a.common.seed);
     if let Some((h, w)) = shape {
         // Pictures are judged by eye and by a classifier, not by distances between pixel
         // vectors, which would also cost O(n^2 d) here.
