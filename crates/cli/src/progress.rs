@@ -1,7 +1,10 @@
 //! Progress on stderr for the pipeline's long runs: bars, a spinner while a grid is fitted,
-//! warnings; hidden when stderr is not a terminal.
+//! warnings. When stderr is not a terminal (a log file, `nohup`, CI) the bars are hidden and a
+//! long run says how far it is in a plain line every half minute instead.
 
+use std::io::IsTerminal;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use burn::tensor::Tensor;
 use diffuse_pipeline::Watch;
@@ -45,6 +48,68 @@ pub fn spinner(message: &str) -> ProgressBar {
     pb
 }
 
+/// How often a run whose stderr is not a terminal says how far it is.
+const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// Progress as plain lines, for a stderr that is not a terminal: nothing for a run shorter than
+/// [`PLAIN_EVERY`], then one line per interval (what, how far, time spent and left).
+struct Plain {
+    what: String,
+    total: u64,
+    done: u64,
+    start: Instant,
+    last: Instant,
+}
+
+impl Plain {
+    fn new(what: &str, total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            what: what.to_string(),
+            total,
+            done: 0,
+            start: now,
+            last: now,
+        }
+    }
+
+    fn advance(&mut self, units: u64) {
+        self.done += units;
+        if self.last.elapsed() < PLAIN_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let spent = self.start.elapsed().as_secs_f64();
+        let left = if self.done > 0 {
+            spent * (self.total.saturating_sub(self.done)) as f64 / self.done as f64
+        } else {
+            f64::NAN
+        };
+        eprintln!(
+            "{}: {}/{} ({:.0}%), {} spent, about {} left",
+            self.what,
+            self.done,
+            self.total,
+            100.0 * self.done as f64 / self.total.max(1) as f64,
+            clock(spent),
+            clock(left)
+        );
+    }
+}
+
+/// Seconds as `1h02m`, `3m05s` or `42s`.
+fn clock(s: f64) -> String {
+    if !s.is_finite() {
+        return "?".into();
+    }
+    let s = s.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
 /// What hears the states of a run (paths, animation frames).
 pub type States<'a> = Box<dyn FnMut(&Range<u64>, f64, &Tensor<2>) -> anyhow::Result<()> + 'a>;
 
@@ -57,6 +122,7 @@ pub type Previews<'a> = Box<dyn FnMut(&Range<u64>, usize, &Tensor<4>) -> anyhow:
 #[derive(Default)]
 pub struct Bars<'a> {
     bar: Option<ProgressBar>,
+    plain: Option<Plain>,
     spinner: Option<ProgressBar>,
     states: Option<States<'a>>,
     previews: Option<Previews<'a>>,
@@ -89,11 +155,15 @@ impl<'a> Bars<'a> {
 impl Watch for Bars<'_> {
     fn begin(&mut self, what: &str, total: u64) {
         self.bar = Some(bar(total, what));
+        self.plain = (!std::io::stderr().is_terminal()).then(|| Plain::new(what, total));
     }
 
     fn advance(&mut self, units: u64) -> anyhow::Result<()> {
         if let Some(b) = &self.bar {
             b.inc(units);
+        }
+        if let Some(p) = &mut self.plain {
+            p.advance(units);
         }
         Ok(())
     }
@@ -102,6 +172,7 @@ impl Watch for Bars<'_> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        self.plain = None;
     }
 
     fn preparing(&mut self, what: &str, seconds: Option<f64>) {
@@ -149,5 +220,18 @@ impl Watch for Bars<'_> {
 
     fn warn(&mut self, message: &str) {
         eprintln!("warning: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_reads_as_hours_minutes_and_seconds() {
+        assert_eq!(clock(42.4), "42s");
+        assert_eq!(clock(185.0), "3m05s");
+        assert_eq!(clock(3725.0), "1h02m");
+        assert_eq!(clock(f64::NAN), "?");
     }
 }
