@@ -526,9 +526,35 @@ fn the_tour_writes_a_page_with_every_figure() {
         "frechet_floor",
         "--grid fitted",
         "grid_sigmas",
+        "How to read this page",
     ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }
+    // Captions are written from the runs' numbers: no placeholder left, no internal words, and
+    // seed 004's share of samples near its points is the one in its table.
+    assert!(!html.contains("Issue "), "an internal word on the page");
+    for caption in html.split("</h2><p>").skip(1) {
+        let caption = caption.split("</p>").next().unwrap();
+        for part in caption.split('{').skip(1) {
+            let word = part.split('}').next().unwrap();
+            assert!(
+                !word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '%'),
+                "a placeholder left in: {caption}"
+            );
+        }
+    }
+    let near = summary(&dir.join("seed004-sample"))["fraction_within_atom_radius"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "DDPM from N(0, 1): {:.1}% of the samples",
+            100.0 * near
+        )),
+        "seed004-sample's caption does not say its table's {near}"
+    );
 }
 
 /// Issue 4, acceptance 4: the ODE likelihood of Gaussian-mixture samples with the mixture's exact

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde::Serialize;
 
+use super::glossary;
 use crate::args::Cli;
 
 /// One experiment of the tour or of a demo.
@@ -16,7 +17,8 @@ pub struct Experiment {
     pub name: &'static str,
     /// Heading.
     pub title: &'static str,
-    /// Which seed it follows and what to look for.
+    /// Which seed it follows and what to look for; `{key}` is replaced by the run's own value of
+    /// `key` in its summary.json (a caption never types a result by hand).
     pub caption: &'static str,
     /// The command, without `diffuse` and `--out`.
     pub args: &'static str,
@@ -90,16 +92,26 @@ fn run_experiment(e: &Experiment, quick: bool, root: &Path) -> Result<Section> {
 struct Section {
     name: &'static str,
     title: &'static str,
-    caption: &'static str,
+    caption: String,
     command: String,
     /// The experiment's folder, relative to the page.
     folder: String,
     /// (file, caption) of the figures it wrote.
     figures: Vec<(&'static str, &'static str)>,
-    /// (key, value) of its summary.json.
-    rows: Vec<(String, String)>,
+    /// (key, value, what it means) of its summary.json: the verdicts first.
+    rows: Vec<Row>,
+    /// How many of the rows are verdicts (shown in bold).
+    verdicts: usize,
     /// The data files it wrote.
     files: Vec<&'static str>,
+}
+
+/// One number of a section, with what it means when the glossary knows.
+#[derive(Serialize)]
+struct Row {
+    key: String,
+    value: String,
+    note: &'static str,
 }
 
 /// The page: a heading, a table of contents and the sections.
@@ -109,9 +121,20 @@ const PAGE: &str = include_str!("page.html");
 fn page(root: &Path, intro: &str, sections: &[Section]) -> Result<std::path::PathBuf> {
     let mut env = minijinja::Environment::new();
     env.add_template("page.html", PAGE)?;
-    let html = env
-        .get_template("page.html")?
-        .render(minijinja::context! { intro, sections => minijinja::value::Serde(sections) })?;
+    let tests: usize = sections
+        .iter()
+        .map(|s| {
+            s.rows
+                .iter()
+                .filter(|r| glossary::is_p_value(&r.key))
+                .count()
+        })
+        .sum();
+    let html = env.get_template("page.html")?.render(minijinja::context! {
+        intro,
+        tests,
+        sections => minijinja::value::Serde(sections)
+    })?;
     let index = root.join("index.html");
     std::fs::write(&index, html).with_context(|| format!("cannot write {}", index.display()))?;
     Ok(index)
@@ -166,12 +189,21 @@ fn section(e: &Experiment, command: &str, dir: &Path, root: &Path) -> Result<Sec
     let summary =
         std::fs::read_to_string(dir.join("summary.json")).context("reading summary.json")?;
     let v: serde_json::Value = serde_json::from_str(&summary)?;
-    let rows = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, val)| (k.clone(), shown(val)))
+    let values = v.as_object().cloned().unwrap_or_default();
+    let mut rows: Vec<Row> = values
+        .iter()
+        .map(|(k, val)| Row {
+            key: k.clone(),
+            value: shown(val),
+            note: glossary::entry(k).map_or("", |e| e.note),
+        })
         .collect();
+    let verdict = |r: &Row| glossary::entry(&r.key).is_some_and(|e| e.verdict);
+    // Verdicts first, in the glossary's order; the rest as written.
+    let rank = |r: &Row| glossary::ENTRIES.iter().position(|e| e.key == r.key);
+    rows.sort_by_key(|r| if verdict(r) { rank(r) } else { None }.map_or(usize::MAX, |i| i));
+    let verdicts = rows.iter().filter(|r| verdict(r)).count();
+    let caption = fill(e.caption, &values).with_context(|| format!("experiment {}", e.name))?;
     let files = [
         "samples.csv",
         "summary.json",
@@ -185,7 +217,7 @@ fn section(e: &Experiment, command: &str, dir: &Path, root: &Path) -> Result<Sec
     Ok(Section {
         name: e.name,
         title: e.title,
-        caption: e.caption,
+        caption,
         command: command.to_string(),
         folder: dir.strip_prefix(root).unwrap_or(dir).display().to_string(),
         figures: e
@@ -195,13 +227,79 @@ fn section(e: &Experiment, command: &str, dir: &Path, root: &Path) -> Result<Sec
             .filter(|(file, _)| dir.join(file).exists())
             .collect(),
         rows,
+        verdicts,
         files,
     })
 }
 
-/// A summary value as the page shows it: whole numbers as they are, others to six places.
+/// `caption` with each `{key}` replaced by the run's value of `key` (three significant figures;
+/// `{key%}` as a percentage); a
+/// key the run did not record is an error, so that a caption cannot drift from its numbers.
+fn fill(caption: &str, values: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+    let mut out = String::with_capacity(caption.len());
+    let mut rest = caption;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        // `{key}` or `{key%}` (a fraction as a percentage), a key being lower-case letters,
+        // digits and underscores; other braces are the caption's own (x_{t-1}, {-15, -5}).
+        let inner = rest[open + 1..].split('}').next().unwrap_or_default();
+        let (key, percent) = match inner.strip_suffix('%') {
+            Some(k) => (k, true),
+            None => (inner, false),
+        };
+        let is_key = key.starts_with(|c: char| c.is_ascii_lowercase())
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && rest[open + 1..].contains('}');
+        if !is_key {
+            out.push('{');
+            rest = &rest[open + 1..];
+            continue;
+        }
+        let close = inner.len() + 1;
+        let Some(v) = values.get(key) else {
+            bail!("the caption names {key}, which its summary.json does not hold");
+        };
+        match v.as_f64() {
+            Some(f) if percent => out.push_str(&format!("{:.1}%", 100.0 * f)),
+            _ => out.push_str(&brief(v)),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A number as a sentence shows it: three significant figures.
+fn brief(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(f) if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e5) => format!("{f:.2e}"),
+        Some(f) if f.fract() == 0.0 => format!("{f}"),
+        Some(f) => {
+            let digits = (2 - f.abs().log10().floor() as i32).max(0) as usize;
+            format!("{f:.digits$}")
+        }
+        None => shown(v),
+    }
+}
+
+/// A summary value as the page shows it: whole numbers as they are, others to six places (in
+/// scientific notation below 1e-4), no value as "n/a", a list of records one record per line.
 fn shown(val: &serde_json::Value) -> String {
     match val {
+        serde_json::Value::Null => "n/a".to_string(),
+        serde_json::Value::Array(items) if items.iter().all(|i| i.is_object()) => {
+            items.iter().map(shown).collect::<Vec<_>>().join("\n")
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k} {}", shown(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f != 0.0 && f.abs() < 1e-4) => {
+            format!("{:.2e}", n.as_f64().unwrap_or_default())
+        }
         serde_json::Value::Number(n) => n.as_f64().map_or_else(
             || n.to_string(),
             |f| {
@@ -214,5 +312,40 @@ fn shown(val: &serde_json::Value) -> String {
         ),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captions_take_the_runs_numbers_and_refuse_unknown_keys() {
+        let v: serde_json::Value = serde_json::json!({
+            "p": 0.0123456, "tiny": 3.2e-7, "share": 0.9995, "n": 2000, "counts": [1, 2]
+        });
+        let m = v.as_object().unwrap();
+        assert_eq!(
+            fill("p {p}, {tiny}, {share%} of {n}: {counts}", m).unwrap(),
+            "p 0.0123, 3.20e-7, 100.0% of 2000: [1,2]"
+        );
+        assert!(
+            fill("{missing}", m)
+                .unwrap_err()
+                .to_string()
+                .contains("missing")
+        );
+        assert_eq!(
+            fill("x_{t-1}, {-15, 1}, {p", m).unwrap(),
+            "x_{t-1}, {-15, 1}, {p"
+        );
+    }
+
+    #[test]
+    fn tables_show_records_one_per_line_and_no_value_as_n_a() {
+        let v = serde_json::json!([{"t": 0.1, "p": 0.5}, {"t": 1, "p": 0.25}]);
+        assert_eq!(shown(&v), "p 0.500000, t 0.100000\np 0.250000, t 1");
+        assert_eq!(shown(&serde_json::Value::Null), "n/a");
+        assert_eq!(shown(&serde_json::json!(2.5e-7)), "2.50e-7");
     }
 }

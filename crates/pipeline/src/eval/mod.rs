@@ -65,6 +65,49 @@ pub fn excess_energy_report(x: &[f64], d: usize, data: &Dataset, noise: &NoiseSo
         r.num("energy_distance_floor", e.floor);
         r.num("excess_energy_distance", e.excess);
     }
+    if let Source::Mixture(q) = &data.source {
+        r.extend(near_atoms(x, d, q));
+    }
+    r
+}
+
+/// For data made of point masses (seed 004's four points): how many samples ended near one, by
+/// atom, within a sixth of the smallest spacing between atoms (1 for seed 004's {-15, -5, 1,
+/// 15}), and whether those came in the data's proportions (chi-square); empty for other data.
+pub fn near_atoms(x: &[f64], d: usize, q: &Mixture) -> Report {
+    let mut r = Report::new();
+    let atoms = q.means();
+    if atoms.len() < 2 || q.stds().iter().any(|s| *s != 0.0) {
+        return r;
+    }
+    let mut spacing = f64::INFINITY;
+    for (i, a) in atoms.iter().enumerate() {
+        for b in &atoms[..i] {
+            let d2: f64 = a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum();
+            spacing = spacing.min(d2.sqrt());
+        }
+    }
+    let radius = spacing / 6.0;
+    let mut counts = vec![0usize; atoms.len()];
+    for row in x.chunks(d) {
+        let (c, dist) = nearest(atoms, row);
+        if dist <= radius {
+            counts[c] += 1;
+        }
+    }
+    let near: usize = counts.iter().sum();
+    r.num("atom_radius", radius);
+    r.num(
+        "fraction_within_atom_radius",
+        near as f64 / (x.len() / d).max(1) as f64,
+    );
+    r.set("atom_counts_within_radius", counts.clone());
+    if near > 0 {
+        r.num(
+            "atom_weights_chi_square_p",
+            chi_square(&counts, q.weights()).1,
+        );
+    }
     r
 }
 
