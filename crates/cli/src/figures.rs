@@ -134,7 +134,7 @@ pub fn scatter_vs(path: &Path, title: &str, samples: &[f64], data: &[f64]) -> Re
         Series::points("data", pts(data), 7).styled(Style::Points(2, 0.35)),
         Series::points("samples", pts(samples), 0).styled(Style::Points(2, 0.5)),
     ];
-    diffuse_plot::scatter(path, &Figure::new(title, "x0", "x1"), &sets)?;
+    diffuse_plot::scatter(path, &Figure::new(title, "x0", "x1").equal_aspect(), &sets)?;
     Ok(())
 }
 
@@ -252,13 +252,11 @@ pub fn guess_plot(
     steps.dedup();
     for (i, t) in steps.iter().enumerate() {
         let eps = to_vec(&den.predict(&xt, level_at_step(sched, *t))?.eps())?;
-        // Near t = 0 the guess is steep (slope 1/sqrt(1 - alpha-bar)): clip to the plotted range.
+        // Near t = 0 the guess is steep (slope 1/sqrt(1 - alpha-bar)); the figure cuts a line
+        // where it leaves the range instead of drawing it along the frame.
         series.push(Series::line(
             format!("t = {t}"),
-            xs.iter()
-                .copied()
-                .zip(eps.into_iter().map(|e| e.clamp(-4.5, 4.5)))
-                .collect(),
+            xs.iter().copied().zip(eps).collect(),
             i,
         ));
     }
@@ -283,16 +281,30 @@ pub fn loss_plot(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
             )
         })
         .collect();
-    let top = avg.iter().map(|p| p.1).fold(0.0, f64::max) * 1.5;
+    // Each step's loss as faint dots (a line through thousands of noisy steps is a solid
+    // block), their running mean as the line to read, on a log axis: a loss falls by decades.
+    let raw = thin(raw, 4000);
     lines(
         path,
-        &Figure::new("Training loss", "step", "MSE of the noise guess").y_range(0.0, top.max(1e-3)),
+        &Figure::new(
+            "Training loss",
+            "step",
+            "MSE of the noise guess (log scale)",
+        )
+        .y_log(),
         &[
-            Series::line("per step", raw, 7).styled(Style::Line(1)),
+            Series::points("per step", raw, 7).styled(Style::Points(1, 0.25)),
             Series::line(format!("mean of {w} steps"), avg, 3),
         ],
     )?;
     Ok(())
+}
+
+/// At most about `max` of `points`, evenly spaced (a figure of 100,000 dots shows no more than
+/// one of 4,000).
+fn thin(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
+    let every = points.len().div_ceil(max.max(1)).max(1);
+    points.into_iter().step_by(every).collect()
 }
 
 /// The reverse process as a looping GIF: one grid of the filmed images per sampler step, the

@@ -74,7 +74,7 @@ pub fn histogram(
                 });
         }
         draw_series(&mut chart, curves)?;
-        legend(&mut chart)?;
+        legend(&mut chart, fig.legend)?;
         root.present().map_err(|e| e.to_string())
     })
 }

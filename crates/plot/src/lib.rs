@@ -7,7 +7,7 @@ mod figure;
 mod heatmap;
 mod histogram;
 
-pub use figure::{Figure, Series, Style, lines, scatter};
+pub use figure::{Corner, Figure, Series, Style, lines, log_tick, scatter, tick};
 pub use heatmap::{Heatmap, heatmap};
 pub use histogram::{Hist, density, histogram};
 
