@@ -369,3 +369,40 @@ pub fn step_vs_closed_form(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seed 004's points: the radius is a sixth of the smallest spacing (6), a sample 1.5 away
+    /// from every point is not near one, and the counts by point are tested against the weights.
+    #[test]
+    fn samples_near_point_masses_are_counted_by_point() {
+        let q = Mixture::new(
+            vec![0.25; 4],
+            vec![vec![-15.0], vec![-5.0], vec![1.0], vec![15.0]],
+            vec![0.0; 4],
+        )
+        .unwrap();
+        let x = [-15.2, -5.0, 0.1, 15.9, 2.5, 1.0, -4.5, 14.0];
+        let r = near_atoms(&x, 1, &q);
+        assert_eq!(r.get("atom_radius").unwrap().as_f64(), Some(1.0));
+        assert_eq!(
+            r.get("fraction_within_atom_radius").unwrap().as_f64(),
+            Some(7.0 / 8.0)
+        );
+        assert_eq!(
+            r.get("atom_counts_within_radius").unwrap(),
+            &serde_json::json!([1, 2, 2, 2])
+        );
+        assert!(
+            r.get("atom_weights_chi_square_p")
+                .unwrap()
+                .as_f64()
+                .unwrap()
+                > 0.5
+        );
+        let wide = Mixture::new(vec![1.0], vec![vec![0.0]], vec![1.0]).unwrap();
+        assert!(near_atoms(&x, 1, &wide).get("atom_radius").is_none());
+    }
+}
