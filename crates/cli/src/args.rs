@@ -33,7 +33,7 @@ pub enum Command {
     /// Train a denoiser (an MLP on [x_t, t/T], or with --model unet a UNet on images) on data with
     /// the DDPM loss; writes a model folder.
     Train(TrainArgs),
-    /// Sample from a trained model folder or a shipped model (fashion-mnist) with any sampler, or
+    /// Sample from a trained model folder or a shipped model (fashion-mnist, mnist) with any sampler, or
     /// draw from a prompt with a Stable Diffusion folder.
     Sample(Box<SampleArgs>),
     /// Time training steps and sampling of seed 003's MLP (for bench/run.sh's comparison with PyTorch).
@@ -548,7 +548,7 @@ pub struct TrainArgs {
 /// `diffuse sample`.
 #[derive(Debug, Args, Clone)]
 pub struct SampleArgs {
-    /// A model folder written by `diffuse train`, a shipped model's name (fashion-mnist), or a Stable Diffusion
+    /// A model folder written by `diffuse train`, a shipped model's name (fashion-mnist, mnist), or a Stable Diffusion
     /// folder as diffusers saves it (with model_index.json).
     #[arg(long)]
     pub model: PathBuf,

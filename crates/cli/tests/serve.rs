@@ -504,7 +504,7 @@ fn point_models_and_stable_diffusion_folders_are_served_like_the_command_line() 
         .iter()
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["image", "points", "stable-diffusion"]);
+    assert_eq!(kinds, ["image", "image", "points", "stable-diffusion"]);
 
     let id = server
         .submit(json!({"model": "moons", "n": 200, "nfe": 10, "sampler": "euler", "seed": 3}));

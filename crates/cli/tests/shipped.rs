@@ -207,3 +207,18 @@ fn an_image_model_with_only_a_prompt_draws_a_judged_grid() {
     let acc = v["judge_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.85, "{acc}");
 }
+
+/// Issue 15: the MNIST model (seed 002's data), asked for each digit by its label.
+#[test]
+fn the_shipped_mnist_model_draws_the_digit_asked_for() {
+    let acc = class_accuracy("mnist", "mnist-classifier");
+    assert!(acc >= 0.95, "accuracy {acc}");
+}
+
+/// Issue 15: the MNIST model asked in words its captions do not use.
+#[test]
+fn mnist_prompts_in_new_words_land_on_their_digit() {
+    let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    let acc = prompt_accuracy("mnist", "mnist-classifier", &classes, &MNIST_PROMPTS);
+    assert!(acc >= 0.9, "{acc}");
+}

@@ -14,18 +14,33 @@ pub struct Shipped {
 }
 
 /// Denoisers.
-pub const MODELS: &[Shipped] = &[Shipped {
-    name: "fashion-mnist",
-    config: include_str!("../../../models/fashion-mnist/config.json"),
-    weights: include_bytes!("../../../models/fashion-mnist/model.safetensors"),
-}];
+pub const MODELS: &[Shipped] = &[
+    Shipped {
+        name: "fashion-mnist",
+        config: include_str!("../../../models/fashion-mnist/config.json"),
+        weights: include_bytes!("../../../models/fashion-mnist/model.safetensors"),
+    },
+    Shipped {
+        name: "mnist",
+        config: include_str!("../../../models/mnist/config.json"),
+        weights: include_bytes!("../../../models/mnist/model.safetensors"),
+    },
+];
 
-/// Classifiers for `eval --classifier`.
-pub const CLASSIFIERS: &[Shipped] = &[Shipped {
-    name: "fashion-mnist-classifier",
-    config: include_str!("../../../models/fashion-mnist-classifier/config.json"),
-    weights: include_bytes!("../../../models/fashion-mnist-classifier/model.safetensors"),
-}];
+/// Classifiers for `eval --classifier`; each also judges `sample` of the models trained on its
+/// data.
+pub const CLASSIFIERS: &[Shipped] = &[
+    Shipped {
+        name: "fashion-mnist-classifier",
+        config: include_str!("../../../models/fashion-mnist-classifier/config.json"),
+        weights: include_bytes!("../../../models/fashion-mnist-classifier/model.safetensors"),
+    },
+    Shipped {
+        name: "mnist-classifier",
+        config: include_str!("../../../models/mnist-classifier/config.json"),
+        weights: include_bytes!("../../../models/mnist-classifier/model.safetensors"),
+    },
+];
 
 /// Where a `--model` / `--classifier` argument points: a folder on disk, or else a shipped model
 /// of that name.
