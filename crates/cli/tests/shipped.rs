@@ -124,6 +124,36 @@ fn prompts_in_new_words_land_on_their_class() {
     assert!(acc >= 0.7, "{acc}");
 }
 
+/// Issue 16: a second list for the Fashion-MNIST model, written with its richer captions and
+/// before the model trained on them was first sampled; no caption uses their distinctive words
+/// (checked in diffuse-data's captions tests).
+#[test]
+fn prompts_written_after_the_richer_captions_land_on_their_class() {
+    const PROMPTS: [(&str, &str); 10] = [
+        ("a jogging shoe", "sneaker"),
+        ("blue denim for the lower body", "trouser"),
+        ("something to carry groceries home in", "bag"),
+        ("a turtleneck", "pullover"),
+        ("a ballgown", "dress"),
+        ("open-toed footwear", "sandal"),
+        ("a heavy outer garment for cold weather", "coat"),
+        (
+            "sturdy lace-up footwear that reaches the ankle",
+            "ankle-boot",
+        ),
+        ("a simple top to wear at the gym", "t-shirt"),
+        ("an office shirt with cuffs", "shirt"),
+    ];
+    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
+    let acc = prompt_accuracy(
+        "fashion-mnist",
+        "fashion-mnist-classifier",
+        &classes,
+        &PROMPTS,
+    );
+    assert!(acc >= 0.7, "{acc}");
+}
+
 /// Prompts for the MNIST model in words its captions ("7", "seven", "the digit 7", "the number
 /// seven", "a handwritten 7", ...) do not use, written before the model was first sampled.
 const MNIST_PROMPTS: [(&str, &str); 10] = [
