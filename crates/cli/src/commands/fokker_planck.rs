@@ -37,7 +37,8 @@ pub fn run(a: &FokkerPlanckArgs) -> Result<()> {
         .iter()
         .enumerate()
         .map(|(i, s)| Hist {
-            label: format!("chains, t = {}", s.t),
+            // t = steps x delta: 70 x 0.01 is 0.7000000000000001 in floats; the label says 0.7.
+            label: format!("chains, t = {}", (s.t * 1e9).round() / 1e9),
             values: s.states.clone(),
             color: i,
         })

@@ -113,14 +113,27 @@ pub fn run(a: &SampleArgs) -> Result<()> {
                 "step t",
                 &traj,
             )?;
-            // Seed 000's "best guess of z against x_t", in the model's standardised coordinates.
+            // Seed 000's "best guess of z against x_t", in the model's coordinates, over where
+            // the paths went (at least [-3, 3]).
+            let st = &record.standardization;
+            let (mean, std) = (st.mean[0], st.std[0]);
+            let span: Vec<f64> = traj
+                .iter()
+                .flatten()
+                .map(|&(_, y)| (y - mean) / std)
+                .collect();
+            let title = if mean == 0.0 && std == 1.0 {
+                "Best guess of the noise z given x_t (the model)"
+            } else {
+                "Best guess of the noise z given x_t (the model, standardised x)"
+            };
             guess_plot(
                 &out.path("guess.png"),
-                "Best guess of the noise z given x_t (the model, standardised x)",
+                title,
                 &model.denoiser,
                 &model.schedule,
                 record.steps,
-                &[-3.0, 3.0],
+                &span,
                 &[],
             )?;
         }

@@ -285,12 +285,25 @@ fn brief(v: &serde_json::Value) -> String {
 }
 
 /// A summary value as the page shows it: whole numbers as they are, others to six places (in
-/// scientific notation below 1e-4), no value as "n/a", a list of records one record per line.
+/// scientific notation below 1e-4), no value as "n/a", a list of records one record per line,
+/// a record of records one named record per line, a list of numbers to three figures each.
 fn shown(val: &serde_json::Value) -> String {
     match val {
         serde_json::Value::Null => "n/a".to_string(),
         serde_json::Value::Array(items) if items.iter().all(|i| i.is_object()) => {
             items.iter().map(shown).collect::<Vec<_>>().join("\n")
+        }
+        serde_json::Value::Array(items) if items.iter().all(|i| i.is_number()) => {
+            let items: Vec<String> = items.iter().map(brief).collect();
+            format!("[{}]", items.join(", "))
+        }
+        serde_json::Value::Object(map)
+            if !map.is_empty() && map.values().all(|v| v.is_object()) =>
+        {
+            map.iter()
+                .map(|(k, v)| format!("{k}: {}", shown(v)))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         serde_json::Value::Object(map) => map
             .iter()
@@ -327,7 +340,7 @@ mod tests {
         let m = v.as_object().unwrap();
         assert_eq!(
             fill("p {p}, {tiny}, {share%} of {n}: {counts}", m).unwrap(),
-            "p 0.0123, 3.20e-7, 100.0% of 2000: [1,2]"
+            "p 0.0123, 3.20e-7, 100.0% of 2000: [1, 2]"
         );
         assert!(
             fill("{missing}", m)
@@ -347,5 +360,10 @@ mod tests {
         assert_eq!(shown(&v), "p 0.500000, t 0.100000\np 0.250000, t 1");
         assert_eq!(shown(&serde_json::Value::Null), "n/a");
         assert_eq!(shown(&serde_json::json!(2.5e-7)), "2.50e-7");
+        let nested = serde_json::json!({"heun": {"error": [40.888, 0.97979, 0.0053713], "nfe": [5.0, 10.0]}, "ddim": {"order": 0.963201}});
+        assert_eq!(
+            shown(&nested),
+            "ddim: order 0.963201\nheun: error [40.9, 0.980, 0.00537], nfe [5, 10]"
+        );
     }
 }
