@@ -43,8 +43,10 @@ fn class_accuracy(model: &str, classifier: &str) -> f64 {
 }
 
 /// Prompts that name a class in words no training caption of `classes` uses; 20 images each
-/// (seed 1), judged by `classifier`: the share of all of them of the class meant.
+/// (seed 1), judged by `classifier`: the share of all of them of the class meant. `list` names
+/// the test's own folder (tests of one file run at once, in one process).
 fn prompt_accuracy(
+    list: &str,
     model: &str,
     classifier: &str,
     classes: &[&str],
@@ -54,7 +56,7 @@ fn prompt_accuracy(
         .iter()
         .flat_map(|c| diffuse_data::captions::captions(c))
         .collect();
-    let dir = tmp(&format!("prompts-{model}"));
+    let dir = tmp(&format!("prompts-{list}"));
     let (mut hits, mut n) = (0.0, 0.0);
     for (k, (prompt, class)) in prompts.iter().enumerate() {
         assert!(
@@ -116,6 +118,7 @@ fn prompts_in_new_words_land_on_their_class() {
     ];
     let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
     let acc = prompt_accuracy(
+        "fashion-mnist-readme",
         "fashion-mnist",
         "fashion-mnist-classifier",
         &classes,
@@ -146,6 +149,7 @@ fn prompts_written_after_the_richer_captions_land_on_their_class() {
     ];
     let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
     let acc = prompt_accuracy(
+        "fashion-mnist-richer",
         "fashion-mnist",
         "fashion-mnist-classifier",
         &classes,
@@ -249,6 +253,12 @@ fn the_shipped_mnist_model_draws_the_digit_asked_for() {
 #[test]
 fn mnist_prompts_in_new_words_land_on_their_digit() {
     let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-    let acc = prompt_accuracy("mnist", "mnist-classifier", &classes, &MNIST_PROMPTS);
+    let acc = prompt_accuracy(
+        "mnist",
+        "mnist",
+        "mnist-classifier",
+        &classes,
+        &MNIST_PROMPTS,
+    );
     assert!(acc >= 0.9, "{acc}");
 }
