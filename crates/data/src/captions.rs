@@ -18,14 +18,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a photo of a t-shirt",
             "a short sleeve shirt without buttons",
             "a tank top",
-            "a tee shirt with a logo",
-            "a loose summer top",
-            "a basic short-sleeved top",
-            "a polo without a collar",
-            "an undershirt",
-            "a top with printed letters",
-            "a sleeveless vest top",
-            "a sports top with short sleeves",
         ],
         "trouser" => &[
             "trousers",
@@ -36,14 +28,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "long pants with two legs",
             "a photo of trousers",
             "leggings",
-            "chinos",
-            "sweatpants",
-            "track pants",
-            "a pair of khakis",
-            "corduroy trousers",
-            "tight-fitting pants",
-            "flared pants",
-            "cargo pants",
         ],
         "pullover" => &[
             "a pullover",
@@ -54,14 +38,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a sweatshirt",
             "a photo of a pullover",
             "a cardigan",
-            "a fleece",
-            "a cable-knit jumper",
-            "a long-sleeved top to pull on",
-            "a chunky sweater",
-            "a v-neck sweater",
-            "a ribbed sweater",
-            "a fuzzy jumper",
-            "a zip-up sweatshirt",
         ],
         "dress" => &[
             "a dress",
@@ -72,14 +48,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a one-piece dress for a woman",
             "a photo of a dress",
             "a sleeveless dress",
-            "a party dress",
-            "a cocktail dress",
-            "a maxi dress",
-            "a short flowing dress",
-            "a sundress",
-            "a gown with a long skirt",
-            "a little black dress",
-            "a dress with thin shoulder straps",
         ],
         "coat" => &[
             "a coat",
@@ -90,14 +58,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a trench coat",
             "a photo of a coat",
             "a zipped jacket with long sleeves",
-            "a puffer jacket",
-            "a padded jacket",
-            "a quilted jacket",
-            "a peacoat",
-            "a bomber jacket",
-            "a blazer",
-            "a duffel coat",
-            "a long coat with pockets",
         ],
         "sandal" => &[
             "a sandal",
@@ -108,14 +68,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a high-heeled sandal",
             "a photo of a sandal",
             "a slipper",
-            "a pair of high heels",
-            "a high heel",
-            "a stiletto",
-            "a strappy shoe",
-            "a wedge sandal",
-            "a thong sandal",
-            "a heeled shoe with straps",
-            "a pump with thin straps",
         ],
         "shirt" => &[
             "a shirt",
@@ -126,14 +78,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a long-sleeved shirt",
             "a photo of a shirt",
             "a checked shirt",
-            "a linen shirt",
-            "a shirt with buttons down the front",
-            "a plaid shirt",
-            "a western shirt",
-            "a striped shirt with a collar",
-            "an oxford shirt",
-            "a shirt with a pocket on the chest",
-            "a long-sleeved blouse with buttons",
         ],
         "sneaker" => &[
             "a sneaker",
@@ -144,14 +88,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a low-top shoe",
             "a photo of a sneaker",
             "a tennis shoe",
-            "an athletic shoe",
-            "a pair of trainers",
-            "a white leather trainer",
-            "a basketball shoe",
-            "a slip-on canvas shoe",
-            "a skate shoe",
-            "a lightweight shoe with laces",
-            "a high-top sneaker",
         ],
         "bag" => &[
             "a bag",
@@ -162,14 +98,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a shoulder bag with a strap",
             "a photo of a bag",
             "a briefcase",
-            "a rucksack",
-            "a clutch",
-            "a messenger bag",
-            "a drawstring bag",
-            "a bag with two handles",
-            "a leather handbag",
-            "a travel bag",
-            "a small bag for a phone and keys",
         ],
         "ankle-boot" => &[
             "an ankle boot",
@@ -180,14 +108,6 @@ pub fn captions(class: &str) -> Vec<String> {
             "a boot with a heel",
             "a photo of an ankle boot",
             "a boot that covers the ankle",
-            "a winter boot",
-            "a pair of boots",
-            "a suede bootie",
-            "a work boot",
-            "a heeled bootie",
-            "a boot with a zip on the side",
-            "a desert boot",
-            "a combat boot",
         ],
         _ => &[],
     };
@@ -236,10 +156,10 @@ mod tests {
             .iter()
             .flat_map(|c| captions(c))
             .collect();
-        assert_eq!(all.len(), 160);
+        assert_eq!(all.len(), 80);
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), 160, "a caption is shared by two classes");
+        assert_eq!(all.len(), 80, "a caption is shared by two classes");
         assert!(captions("7").contains(&"the digit seven".to_string()));
         assert_eq!(captions("ice_cream")[1], "an ice cream");
     }
