@@ -1143,6 +1143,38 @@ fn image_data_trains_and_samples_pictures() {
     let x = samples(&f);
     assert_eq!(x.len(), 20 * 784);
     assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)) && x.iter().any(|v| *v > 0.5));
+    // Its colour version: 32x32 RGB, 3,072 values per image; the gray pixel UNet refuses it.
+    let c = dir.join("c");
+    ok(&[
+        "forward",
+        "--data",
+        "colour-fashion",
+        "--to",
+        "0",
+        "--n",
+        "5",
+        "--trajectories",
+        "0",
+        "--out",
+        s(&c),
+    ]);
+    let x = samples(&c);
+    assert_eq!(x.len(), 5 * 32 * 32 * 3);
+    assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)) && x.iter().any(|v| *v > 0.5));
+    let e = diffuse(&[
+        "train",
+        "--data",
+        "colour-fashion",
+        "--model",
+        "unet",
+        "--steps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && err.contains("3 channels") && !err.contains("panicked"),
+        "{err}"
+    );
     let e = diffuse(&[
         "train",
         "--data",

@@ -8,6 +8,9 @@
 
 /// Captions for a class, by its name (`t-shirt`, `ankle-boot`, `7`, or a folder's name).
 pub fn captions(class: &str) -> Vec<String> {
+    if let Some((colour, item)) = crate::colour::parse_label(class) {
+        return crate::colour::captions(colour, item);
+    }
     let fixed: &[&str] = match class {
         "t-shirt" => &[
             "a t-shirt",

@@ -49,7 +49,9 @@ pub struct ImageSet {
     pub height: usize,
     /// Pixels per row.
     pub width: usize,
-    /// `len() x height x width` pixels, row-major.
+    /// 1 (gray) or 3 (RGB, interleaved as in a PNG).
+    pub channels: usize,
+    /// `len() x height x width x channels` pixels, row-major.
     pub pixels: Vec<u8>,
     /// Each image's class, an index into `classes`.
     pub labels: Vec<usize>,
@@ -68,9 +70,9 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
-    /// Pixels per image (the data dimension).
+    /// Values per image (the data dimension): height x width x channels.
     pub fn dim(&self) -> usize {
-        self.height * self.width
+        self.height * self.width * self.channels
     }
 
     /// Image `i` in model units, v / 127.5 - 1.
@@ -243,6 +245,7 @@ pub fn read_idx_dir(dir: &Path, split: &str, classes: Option<&[&str]>) -> Result
     ImageSet {
         height,
         width,
+        channels: 1,
         pixels,
         labels,
         classes,
@@ -273,6 +276,7 @@ pub fn digits() -> Result<ImageSet> {
     ImageSet {
         height: 8,
         width: 8,
+        channels: 1,
         pixels,
         labels,
         classes: (0..10).map(|k| k.to_string()).collect(),
@@ -346,6 +350,7 @@ pub fn read_image_folder(dir: &Path) -> Result<ImageSet> {
     ImageSet {
         height: h as usize,
         width: w as usize,
+        channels: 1,
         pixels,
         labels,
         classes,

@@ -9,6 +9,7 @@
 //! | `swissroll`, `spiral`, `discgrid`, `mixture1d`, `8gaussians`, `moons`, `checkerboard` | the seeds' toy sets |
 //! | `csv:PATH` | a CSV file with a header row, one column per dimension (a `label` column is kept apart) |
 //! | `fashion-mnist[:DIR]`, `fashion-mnist-test[:DIR]` | Fashion-MNIST's 60,000 training (10,000 test) images, from the Debian package `dataset-fashion-mnist` |
+//! | `colour-fashion[:DIR]`, `colour-fashion-test[:DIR]` | Fashion-MNIST at 32x32, tinted in seven named colours, labelled by (colour, class); whole pairs held out of training ([`colour`]) |
 //! | `mnist:DIR`, `mnist-test:DIR`, `idx:DIR` | MNIST-style IDX files in DIR, gzipped or not |
 //! | `digits` | scikit-learn's 1,797 8x8 digits (compiled in) |
 //! | `images:DIR` | PNG/JPEG images, one sub-folder per class, converted to grayscale |
@@ -16,6 +17,7 @@
 //! Errors name the file, and the line or field, they concern.
 
 pub mod captions;
+pub mod colour;
 mod csv;
 mod gmm;
 pub mod images;

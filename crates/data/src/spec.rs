@@ -4,6 +4,7 @@ use std::path::Path;
 
 use diffuse_core::{Mixture, NoiseSource, Stream};
 
+use crate::colour::{COLOUR_SEED, colourise};
 use crate::csv::{Table, read_csv};
 use crate::gmm::read_gmm;
 use crate::images::{
@@ -88,6 +89,23 @@ impl Dataset {
                 };
                 Source::Images(read_idx_dir(dir, split, Some(&FASHION_MNIST_CLASSES))?)
             }
+            ("colour-fashion" | "colour-fashion-test", dir) => {
+                let dir = Path::new(dir.unwrap_or(FASHION_MNIST_DIR));
+                if !dir.exists() {
+                    return Err(DataError::Spec(format!(
+                        "data '{spec}': {} does not exist (install the Debian package \
+                         dataset-fashion-mnist, or give {kind}:DIR)",
+                        dir.display()
+                    )));
+                }
+                let train = kind == "colour-fashion";
+                let gray = read_idx_dir(
+                    dir,
+                    if train { "train" } else { "t10k" },
+                    Some(&FASHION_MNIST_CLASSES),
+                )?;
+                Source::Images(colourise(&gray, train, COLOUR_SEED))
+            }
             ("mnist" | "mnist-test", None) => {
                 let dir = mnist_dir().ok_or_else(|| {
                     DataError::Spec(format!(
@@ -126,7 +144,8 @@ impl Dataset {
             _ => {
                 return Err(DataError::Spec(format!(
                     "unknown data '{spec}' (expected delta:V[,V...], gmm:FILE.json, csv:PATH, \
-                     fashion-mnist[:DIR], mnist[:DIR], images:DIR, digits or one of {})",
+                     fashion-mnist[:DIR], colour-fashion[:DIR], mnist[:DIR], images:DIR, digits \
+                     or one of {})",
                     Toy::NAMES.join(", ")
                 )));
             }
@@ -152,6 +171,14 @@ impl Dataset {
     pub fn image_shape(&self) -> Option<(usize, usize)> {
         match &self.source {
             Source::Images(i) => Some((i.height, i.width)),
+            _ => None,
+        }
+    }
+
+    /// Channels of an image data set (1 gray, 3 RGB); None for other data.
+    pub fn image_channels(&self) -> Option<usize> {
+        match &self.source {
+            Source::Images(i) => Some(i.channels),
             _ => None,
         }
     }

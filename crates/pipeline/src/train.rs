@@ -438,6 +438,12 @@ fn new_record(
         }
         .into(),
         (None, Some((h, w))) => {
+            if let Some(c) = data.image_channels().filter(|c| *c != 1) {
+                bail!(
+                    "--data {}: images of {c} channels; the pixel UNet reads gray images",
+                    data.spec
+                );
+            }
             positive("--channels", run.channels)?;
             // Halve the image twice when it allows it (28 -> 14 -> 7), else once or never.
             let mults = if h.is_multiple_of(4) && w.is_multiple_of(4) {

@@ -21,6 +21,10 @@ use crate::{dataset, positive};
 pub fn image_set(spec: &str, option: &str, watch: &mut dyn Watch) -> Result<(Dataset, ImageSet)> {
     let data = dataset(spec, watch).with_context(|| option.to_string())?;
     match &data.source {
+        Source::Images(im) if im.channels != 1 => bail!(
+            "{option} {spec}: RGB images; the classifier reads gray images (for colour-fashion \
+             it judges each image's brightness)"
+        ),
         Source::Images(im) => {
             let im = im.clone();
             Ok((data, im))
