@@ -173,6 +173,21 @@ impl UnetConfig {
     /// Reads `unet/config.json`, refusing what this UNet does not implement by its key.
     pub fn read(dir: &Path) -> Result<UnetLayout> {
         let (path, raw): (_, Map<String, Value>) = read_config(dir, "config.json")?;
+        Self::parse(&path, raw)
+    }
+
+    /// A UNet config from the JSON object `config.json` would hold (for a network made here);
+    /// the same checks as [`UnetConfig::read`].
+    pub fn from_value(config: Value) -> Result<UnetLayout> {
+        let path = Path::new("<unet config>");
+        match config {
+            Value::Object(raw) => Self::parse(path, raw),
+            _ => Err(fail(path, "not a JSON object")),
+        }
+    }
+
+    fn parse(path: &Path, raw: Map<String, Value>) -> Result<UnetLayout> {
+        let path = path.to_path_buf();
         let class = raw.get("_class_name").and_then(Value::as_str);
         if let Some(c) = class
             && c != "UNet2DConditionModel"
@@ -368,6 +383,21 @@ impl VaeConfig {
     /// Reads `vae/config.json`, refusing what this autoencoder does not implement by its key.
     pub fn read(dir: &Path) -> Result<Self> {
         let (path, raw): (_, Map<String, Value>) = read_config(dir, "config.json")?;
+        Self::parse(&path, raw)
+    }
+
+    /// A VAE config from the JSON object `config.json` would hold (for a network made here);
+    /// the same checks as [`VaeConfig::read`].
+    pub fn from_value(config: Value) -> Result<Self> {
+        let path = Path::new("<vae config>");
+        match config {
+            Value::Object(raw) => Self::parse(path, raw),
+            _ => Err(fail(path, "not a JSON object")),
+        }
+    }
+
+    fn parse(path: &Path, raw: Map<String, Value>) -> Result<Self> {
+        let path = path.to_path_buf();
         if let Some(c) = raw.get("_class_name").and_then(Value::as_str)
             && c != "AutoencoderKL"
         {

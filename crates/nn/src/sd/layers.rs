@@ -49,15 +49,13 @@ impl Linear {
 
     fn with(w: &Weights, name: &str, weight: Tensor<2>, bias: bool) -> Result<Self> {
         let d_out = weight.dims()[0];
+        let weight = w.param_of(&format!("{name}.weight"), weight.transpose(), true);
         let bias = if bias {
             Some(w.param(&format!("{name}.bias"), [d_out])?)
         } else {
             None
         };
-        Ok(Self {
-            weight: Param::from_tensor(weight.transpose()).set_require_grad(false),
-            bias,
-        })
+        Ok(Self { weight, bias })
     }
 
     /// Applies the layer to the last dimension.

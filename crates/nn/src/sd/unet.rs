@@ -15,7 +15,7 @@ use super::layers::{
     Attention, AttentionNames, Conv, GegluFeedForward, GroupNorm, LayerNorm, Linear, ResnetBlock,
     ResnetSpec, timestep_embedding,
 };
-use super::weights::Weights;
+use super::weights::{ParamNames, Weights};
 use crate::Result;
 use crate::act::silu;
 
@@ -169,6 +169,15 @@ impl UNet2DCondition {
         let unet = Self::from_weights(&w, &layout)?;
         w.all_used()?;
         Ok((unet, layout))
+    }
+
+    /// A new UNet of `lay` to train, PyTorch's default initialisation drawn from `seed`
+    /// ([`Weights::fresh`]), with the diffusers names of its parameters for
+    /// [`super::save_component`].
+    pub fn fresh(lay: &UnetLayout, seed: u64, device: &Device) -> Result<(Self, ParamNames)> {
+        let w = Weights::fresh(seed, device);
+        let unet = Self::from_weights(&w, lay)?;
+        Ok((unet, w.names()))
     }
 
     /// Builds the UNet from weights already opened.

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::config::VaeConfig;
 use super::layers::{Attention, AttentionNames, Conv, GroupNorm, ResnetBlock, ResnetSpec};
-use super::weights::Weights;
+use super::weights::{ParamNames, Weights};
 use crate::Result;
 use crate::act::silu;
 
@@ -159,6 +159,15 @@ impl AutoencoderKl {
         let vae = Self::from_weights(&w, &config)?;
         w.all_used()?;
         Ok((vae, config))
+    }
+
+    /// A new autoencoder of `cfg` to train, PyTorch's default initialisation drawn from
+    /// `seed` ([`Weights::fresh`]), with the diffusers names of its parameters for
+    /// [`super::save_component`].
+    pub fn fresh(cfg: &VaeConfig, seed: u64, device: &Device) -> Result<(Self, ParamNames)> {
+        let w = Weights::fresh(seed, device);
+        let vae = Self::from_weights(&w, cfg)?;
+        Ok((vae, w.names()))
     }
 
     /// Builds the autoencoder from weights already opened.

@@ -2,14 +2,20 @@
 //! safetensors files memory-mapped, one file, a variant (`*.fp16.safetensors`) or shards listed in
 //! a `*.safetensors.index.json`. A tensor is converted to f32 only when a module asks for it, by
 //! name and with the shape its config implies, so a 3.4 GB UNet is never held twice.
+//!
+//! [`Weights::fresh`] is the other source: every tensor a module asks for is made on the spot
+//! with PyTorch's default initialisation, as a trainable parameter, so that the same constructor
+//! builds a network to train here. [`Weights::names`] remembers which parameter carries which
+//! diffusers name, and [`save_named`] writes a trained network back under those names.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
+use diffuse_core::{NoiseSource, Stream};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
@@ -36,6 +42,36 @@ pub struct Weights {
     index: BTreeMap<String, usize>,
     device: Device,
     used: RefCell<BTreeSet<String>>,
+    /// Set for [`Weights::fresh`]: tensors are made, not read.
+    fresh: Option<Fresh>,
+    /// Every parameter handed out: its id, its diffusers name, and whether the module keeps it
+    /// transposed (a linear layer's `[in, out]`).
+    names: RefCell<Vec<(ParamId, String, bool)>>,
+}
+
+/// The state of [`Weights::fresh`].
+struct Fresh {
+    noise: NoiseSource,
+    /// Tensors made so far (each draws from its own stream of the seed).
+    made: Cell<u64>,
+    /// A layer's fan-in, by the layer's name, for its bias.
+    fan_in: RefCell<BTreeMap<String, usize>>,
+}
+
+/// Which diffusers name each trainable parameter of a network carries (from [`Weights::names`]).
+#[derive(Debug, Clone, Default)]
+pub struct ParamNames(Vec<(ParamId, String, bool)>);
+
+impl ParamNames {
+    /// Number of named parameters.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no parameter is named.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn fail(path: &Path, message: impl Into<String>) -> NnError {
@@ -84,7 +120,74 @@ impl Weights {
             index,
             device: device.clone(),
             used: RefCell::new(BTreeSet::new()),
+            fresh: None,
+            names: RefCell::new(vec![]),
         })
+    }
+
+    /// Weights made on demand with PyTorch's default initialisation, drawn from `seed` in the
+    /// order a constructor asks for them: a weight of rank 2 or more (linear `[out, in]`,
+    /// convolution `[out, in, k, k]`) uniform on +-1/sqrt(fan_in) (`kaiming_uniform_` with a =
+    /// sqrt 5), its bias the same; a norm's weight (rank 1) ones and its bias zeros. Parameters
+    /// are trainable.
+    pub fn fresh(seed: u64, device: &Device) -> Self {
+        Self {
+            dir: PathBuf::from("<new weights>"),
+            files: vec![],
+            index: BTreeMap::new(),
+            device: device.clone(),
+            used: RefCell::new(BTreeSet::new()),
+            fresh: Some(Fresh {
+                noise: NoiseSource::new(seed),
+                made: Cell::new(0),
+                fan_in: RefCell::new(BTreeMap::new()),
+            }),
+            names: RefCell::new(vec![]),
+        }
+    }
+
+    /// The diffusers names of the parameters handed out so far.
+    pub fn names(&self) -> ParamNames {
+        ParamNames(self.names.borrow().clone())
+    }
+
+    /// A new tensor for `name` (see [`Weights::fresh`]).
+    fn make<const D: usize>(&self, f: &Fresh, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+        let n: usize = shape.iter().product();
+        let (layer, kind) = name.rsplit_once('.').unwrap_or(("", name));
+        let bound = if D >= 2 {
+            let fan_in = n / shape[0];
+            f.fan_in.borrow_mut().insert(layer.to_string(), fan_in);
+            Some(1.0 / (fan_in as f64).sqrt())
+        } else {
+            match (kind, f.fan_in.borrow().get(layer)) {
+                ("bias", Some(fan_in)) => Some(1.0 / (*fan_in as f64).sqrt()),
+                _ => None,
+            }
+        };
+        let values: Vec<f32> = match (bound, kind) {
+            (Some(b), _) => {
+                let k = f.made.get();
+                f.made.set(k + 1);
+                f.noise
+                    .uniforms(Stream::Other, k, 0..n as u64)
+                    .iter()
+                    .map(|u| ((2.0 * u - 1.0) * b) as f32)
+                    .collect()
+            }
+            (None, "weight") => vec![1.0; n],
+            (None, "bias") => vec![0.0; n],
+            (None, _) => {
+                return Err(fail(
+                    &self.dir,
+                    format!("no default initialisation for {name} of shape {shape:?}"),
+                ));
+            }
+        };
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
     }
 
     /// The files holding `stem`'s weights, in the order diffusers looks for them.
@@ -202,6 +305,9 @@ impl Weights {
 
     /// The tensor `name` as f32, checked against the shape the config implies.
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+        if let Some(f) = &self.fresh {
+            return self.make(f, name, shape);
+        }
         let Some(&i) = self.index.get(name) else {
             return Err(fail(
                 &self.dir,
@@ -253,9 +359,25 @@ impl Weights {
         ))
     }
 
-    /// A constant parameter (no gradient) made from [`Weights::tensor`].
+    /// A parameter made from [`Weights::tensor`]: constant (no gradient) when read from files,
+    /// trainable when fresh.
     pub fn param<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Param<Tensor<D>>> {
-        Ok(Param::from_tensor(self.tensor(name, shape)?).set_require_grad(false))
+        Ok(self.param_of(name, self.tensor(name, shape)?, false))
+    }
+
+    /// `value` (the tensor `name`, transposed when `transposed`) as a parameter, its name
+    /// remembered for [`save_named`].
+    pub fn param_of<const D: usize>(
+        &self,
+        name: &str,
+        value: Tensor<D>,
+        transposed: bool,
+    ) -> Param<Tensor<D>> {
+        let p = Param::from_tensor(value).set_require_grad(self.fresh.is_some());
+        self.names
+            .borrow_mut()
+            .push((p.id, name.to_string(), transposed));
+        p
     }
 
     /// Tensors stored but never asked for (other than bookkeeping such as `position_ids`).
@@ -283,4 +405,72 @@ impl Weights {
             )),
         }
     }
+}
+
+/// Collects every float parameter's value by id.
+struct Collect(BTreeMap<ParamId, TensorData>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.insert(param.id, param.val().into_data());
+    }
+}
+
+/// The parameters of `module` under their diffusers names (`names` from the [`Weights`] that
+/// built it), as the bytes of one safetensors file, sorted by name: what
+/// `diffusion_pytorch_model.safetensors` holds. Fails naming a parameter `names` does not know.
+pub fn named_bytes<M: Module>(module: &M, names: &ParamNames) -> Result<Vec<u8>> {
+    let here = Path::new("<safetensors>");
+    let mut values = Collect(BTreeMap::new());
+    module.visit(&mut values);
+    let mut named: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (id, name, transposed) in &names.0 {
+        let Some(data) = values.0.remove(id) else {
+            return Err(fail(
+                here,
+                format!("{name} is not a parameter of this network"),
+            ));
+        };
+        let shape = data.shape().to_vec();
+        let v: Vec<f32> = data
+            .try_to_vec::<f32>()
+            .map_err(|e| fail(here, format!("{name}: {e:?}")))?;
+        let (shape, v) = if *transposed {
+            let [r, c] = shape[..] else {
+                return Err(fail(
+                    here,
+                    format!("{name}: only a matrix is stored transposed"),
+                ));
+            };
+            let mut t = vec![0f32; v.len()];
+            for i in 0..r {
+                for j in 0..c {
+                    t[j * r + i] = v[i * c + j];
+                }
+            }
+            (vec![c, r], t)
+        } else {
+            (shape, v)
+        };
+        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        named.insert(name.clone(), (shape, bytes));
+    }
+    if !values.0.is_empty() {
+        return Err(fail(
+            here,
+            format!(
+                "{} parameter(s) of the network have no name",
+                values.0.len()
+            ),
+        ));
+    }
+    let views = named
+        .iter()
+        .map(|(k, (shape, bytes))| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| fail(here, format!("{k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| fail(here, e.to_string()))
 }

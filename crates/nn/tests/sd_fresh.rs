@@ -1,0 +1,194 @@
+//! Stable Diffusion's networks made here to be trained (issue 13): PyTorch's default
+//! initialisation, a gradient for every parameter, and a trained network written as a diffusers
+//! component folder that the loader of downloaded folders reads back to the same numbers.
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use diffuse_nn::sd::{
+    AutoencoderKl, UNet2DCondition, UnetConfig, VaeConfig, Weights, named_bytes, save_component,
+};
+
+fn fixture(component: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sd/tiny-sd1")
+        .join(component)
+}
+
+fn config(component: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(component).join("config.json")).expect("config");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffuse-sd-fresh-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Smooth images `[n, 3, s, s]` in [-1, 1].
+fn images(n: usize, s: usize, device: &Device) -> Tensor<4> {
+    let mut v = Vec::with_capacity(n * 3 * s * s);
+    for i in 0..n {
+        for c in 0..3 {
+            for y in 0..s {
+                for x in 0..s {
+                    let (fx, fy) = (x as f32 / s as f32, y as f32 / s as f32);
+                    v.push((3.0 * fx + (i + c) as f32).sin() * (2.0 * fy - c as f32).cos());
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [n, 3, s, s]), device)
+}
+
+#[test]
+fn fresh_weights_follow_pytorch_defaults() {
+    let cfg = VaeConfig::from_value(config("vae")).expect("config");
+    let device = Device::flex();
+    let (vae, names) = AutoencoderKl::fresh(&cfg, 7, &device).expect("fresh");
+    let dir = tmp("init");
+    save_component(&dir, &config("vae"), &vae, &names).expect("save");
+    let w = Weights::open(&dir, "diffusion_pytorch_model", &device).expect("open");
+    let file = std::fs::read(dir.join("diffusion_pytorch_model.safetensors")).expect("file");
+    let st = safetensors::SafeTensors::deserialize(&file).expect("safetensors");
+    let mut checked = 0;
+    for (name, view) in st.tensors() {
+        let shape = view.shape().to_vec();
+        let v: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let layer = name.rsplit_once('.').expect("dotted").0;
+        let weight_shape = w
+            .shape(&format!("{layer}.weight"))
+            .expect("weight")
+            .to_vec();
+        if weight_shape.len() == 1 {
+            // A norm: weight ones, bias zeros.
+            let want = if name.ends_with(".weight") { 1.0 } else { 0.0 };
+            assert!(v.iter().all(|x| *x == want), "{name}");
+            continue;
+        }
+        let fan_in: usize = weight_shape[1..].iter().product();
+        let b = 1.0 / (fan_in as f64).sqrt();
+        assert!(
+            v.iter().all(|x| f64::from(x.abs()) <= b),
+            "{name} beyond +-{b}"
+        );
+        if v.len() >= 1000 {
+            // Uniform on +-b: variance b^2 / 3; the sample variance's relative sd is
+            // sqrt(0.8 / n), under 3% here: 15% is five of them.
+            let var = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / v.len() as f64;
+            let rel = var / (b * b / 3.0) - 1.0;
+            assert!(rel.abs() < 0.15, "{name} {shape:?}: variance off by {rel}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} tensors large enough to check");
+    // Another seed, other weights; the same seed, the same bytes.
+    let (again, n2) = AutoencoderKl::fresh(&cfg, 7, &device).expect("fresh");
+    let (other, n3) = AutoencoderKl::fresh(&cfg, 8, &device).expect("fresh");
+    let bytes = |m: &AutoencoderKl, n| named_bytes(m, n).expect("bytes");
+    assert_eq!(bytes(&again, &n2), file);
+    assert_ne!(bytes(&other, &n3), file);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_trained_vae_and_unet_load_back_as_diffusers_folders() {
+    let device = Device::flex().autodiff();
+    let cfg = VaeConfig::from_value(config("vae")).expect("config");
+    let (mut vae, names) = AutoencoderKl::fresh(&cfg, 1, &device).expect("fresh");
+    let x = images(2, 16, &device);
+    let mut adam = AdamConfig::new().init();
+    let mut losses = vec![];
+    for _ in 0..25 {
+        let (mean, _) = vae.encode(x.clone());
+        let loss = (vae.decode(mean) - x.clone()).square().mean();
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = loss.backward();
+        let grads = GradientsParams::from_grads(grads, &vae);
+        // Every parameter takes part in the reconstruction (the encoder's log-variance half of
+        // conv_out and quant_conv too: a gradient of zeros is still a gradient).
+        assert_eq!(grads.len(), names.len());
+        vae = adam.step(1e-3, vae, grads);
+    }
+    assert!(
+        losses[24] < 0.5 * losses[0],
+        "reconstruction did not learn: {losses:?}"
+    );
+    let dir = tmp("vae");
+    save_component(&dir, &config("vae"), &vae, &names).expect("save");
+    let plain = Device::flex();
+    let w = Weights::open(&dir, "diffusion_pytorch_model", &plain).expect("open");
+    let back = AutoencoderKl::from_weights(&w, &cfg).expect("load");
+    w.all_used().expect("every stored tensor has a place");
+    assert_eq!(
+        named_bytes(&back, &w.names()).expect("bytes"),
+        named_bytes(&vae, &names).expect("bytes"),
+        "the folder read back holds other weights"
+    );
+    // The same numbers out (the plain device runs the fast SiLU: round-off apart).
+    let (m1, _) = vae.encode(x);
+    let (m2, _) = back.encode(images(2, 16, &plain));
+    close(m1, m2, "encoder mean");
+    let _ = std::fs::remove_dir_all(dir);
+
+    // The UNet: one training step moves it; the folder loads back to the same prediction.
+    let lay = UnetConfig::from_value(config("unet")).expect("config");
+    let (unet, names) = UNet2DCondition::fresh(&lay, 2, &device).expect("fresh");
+    let c = lay.config.in_channels;
+    let s = lay.config.sample_size.unwrap_or(8);
+    let z = images(1, s, &device).narrow(1, 0, c.min(3));
+    let z = if c > 3 {
+        Tensor::cat(vec![z.clone(), z.narrow(1, 0, c - 3)], 1)
+    } else {
+        z
+    };
+    let t = Tensor::<1>::from_data(TensorData::new(vec![500f32], [1]), &device);
+    let ctx = Tensor::<3>::ones([1, 5, lay.context_dim], &device);
+    let loss = unet
+        .forward(z.clone(), t.clone(), ctx.clone())
+        .square()
+        .mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &unet);
+    assert_eq!(grads.len(), names.len());
+    let unet = adam_step(unet, grads);
+    let dir = tmp("unet");
+    save_component(&dir, &config("unet"), &unet, &names).expect("save");
+    let plain = Device::flex();
+    let w = Weights::open(&dir, "diffusion_pytorch_model", &plain).expect("open");
+    let back = UNet2DCondition::from_weights(&w, &lay).expect("load");
+    w.all_used().expect("every stored tensor has a place");
+    assert_eq!(
+        named_bytes(&back, &w.names()).expect("bytes"),
+        named_bytes(&unet, &names).expect("bytes")
+    );
+    let on = |x: Tensor<4>| Tensor::<4>::from_data(x.into_data(), &plain);
+    let b = back.forward(
+        on(z.clone()),
+        Tensor::from_data(t.clone().into_data(), &plain),
+        Tensor::from_data(ctx.clone().into_data(), &plain),
+    );
+    close(unet.forward(z, t, ctx), b, "UNet prediction");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Equal within float32 round-off of a few layers: 1e-5 of the output's size.
+fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+    let a: Vec<f32> = a.into_data().try_to_vec::<f32>().expect("f32");
+    let b: Vec<f32> = b.into_data().try_to_vec::<f32>().expect("f32");
+    let size = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(err <= 1e-5 * size, "{what}: max error {err} of {size}");
+}
+
+fn adam_step(unet: UNet2DCondition, grads: GradientsParams) -> UNet2DCondition {
+    AdamConfig::new().init().step(1e-3, unet, grads)
+}
