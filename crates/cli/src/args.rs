@@ -541,6 +541,10 @@ pub struct TrainArgs {
     /// sampling.
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,
+    /// --model vae: the weight of the KL term against the summed squared error per image
+    /// (latent diffusion's KL autoencoders: 1e-6).
+    #[arg(long, default_value_t = diffuse_pipeline::KL_WEIGHT)]
+    pub kl_weight: f64,
     #[command(flatten)]
     pub common: Common,
 }

@@ -49,7 +49,7 @@ fn fresh_weights_follow_pytorch_defaults() {
     let device = Device::flex();
     let (vae, names) = AutoencoderKl::fresh(&cfg, 7, &device).expect("fresh");
     let dir = tmp("init");
-    save_component(&dir, &config("vae"), &vae, &names).expect("save");
+    save_component(&dir, &config("vae"), &vae, &names, &[]).expect("save");
     let w = Weights::open(&dir, "diffusion_pytorch_model", &device).expect("open");
     let file = std::fs::read(dir.join("diffusion_pytorch_model.safetensors")).expect("file");
     let st = safetensors::SafeTensors::deserialize(&file).expect("safetensors");
@@ -121,7 +121,7 @@ fn a_trained_vae_and_unet_load_back_as_diffusers_folders() {
         "reconstruction did not learn: {losses:?}"
     );
     let dir = tmp("vae");
-    save_component(&dir, &config("vae"), &vae, &names).expect("save");
+    save_component(&dir, &config("vae"), &vae, &names, &[]).expect("save");
     let plain = Device::flex();
     let w = Weights::open(&dir, "diffusion_pytorch_model", &plain).expect("open");
     let back = AutoencoderKl::from_weights(&w, &cfg).expect("load");
@@ -158,7 +158,7 @@ fn a_trained_vae_and_unet_load_back_as_diffusers_folders() {
     assert_eq!(grads.len(), names.len());
     let unet = adam_step(unet, grads);
     let dir = tmp("unet");
-    save_component(&dir, &config("unet"), &unet, &names).expect("save");
+    save_component(&dir, &config("unet"), &unet, &names, &[]).expect("save");
     let plain = Device::flex();
     let w = Weights::open(&dir, "diffusion_pytorch_model", &plain).expect("open");
     let back = UNet2DCondition::from_weights(&w, &lay).expect("load");
@@ -191,4 +191,47 @@ fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
 
 fn adam_step(unet: UNet2DCondition, grads: GradientsParams) -> UNet2DCondition {
     AdamConfig::new().init().step(1e-3, unet, grads)
+}
+
+#[test]
+fn the_vae_loss_is_the_squared_error_plus_the_posteriors_kl() {
+    let device = Device::flex();
+    let cfg = VaeConfig::from_value(config("vae")).expect("config");
+    let (vae, _) = AutoencoderKl::fresh(&cfg, 3, &device).expect("fresh");
+    let x = images(3, 16, &device);
+    let (mean, logvar) = vae.encode(x.clone());
+    let dims = mean.dims();
+    // With eps = 0 the sample is the mean: the error is that of decoding the mean.
+    let zero = Tensor::<4>::zeros(dims, &device);
+    let (loss, mse, kl) = diffuse_nn::sd::vae_loss(&vae, x.clone(), zero, 1e-3);
+    let want_mse = (vae.decode(mean.clone()) - x.clone())
+        .square()
+        .mean()
+        .into_scalar::<f32>();
+    assert_eq!(mse.clone().into_scalar::<f32>(), want_mse);
+    // KL(N(m, v) || N(0, 1)) = (m^2 + v - 1 - ln v) / 2 per value, summed per image, in f64.
+    let m: Vec<f32> = mean.into_data().try_to_vec::<f32>().expect("f32");
+    let lv: Vec<f32> = logvar.into_data().try_to_vec::<f32>().expect("f32");
+    let want_kl = m
+        .iter()
+        .zip(&lv)
+        .map(|(m, lv)| {
+            let (m, lv) = (f64::from(*m), f64::from(*lv));
+            0.5 * (m * m + lv.exp() - 1.0 - lv)
+        })
+        .sum::<f64>()
+        / 3.0;
+    let kl = f64::from(kl.into_scalar::<f32>());
+    assert!(
+        (kl - want_kl).abs() <= 1e-5 * want_kl.abs().max(1.0),
+        "{kl} vs {want_kl}"
+    );
+    // The loss weighs the per-image KL against the per-pixel error: beta / (C H W).
+    let want = f64::from(want_mse) + 1e-3 * want_kl / (3.0 * 16.0 * 16.0);
+    let loss = f64::from(loss.into_scalar::<f32>());
+    assert!((loss - want).abs() <= 1e-5 * want, "{loss} vs {want}");
+    // A sampled posterior decodes somewhere else.
+    let eps = Tensor::<4>::ones(dims, &device);
+    let (_, mse_eps, _) = diffuse_nn::sd::vae_loss(&vae, x, eps, 1e-3);
+    assert_ne!(mse_eps.into_scalar::<f32>(), want_mse);
 }

@@ -34,6 +34,7 @@ pub mod shipped;
 pub mod study;
 mod train;
 mod undiffuse;
+mod vae;
 
 pub use fokker_planck::{Compared, Dynamics, Snapshot, compare};
 pub use forward::{Diffused, Forward, diffuse};
@@ -43,8 +44,9 @@ pub use load::{Defaults, Loaded, load, load_on};
 pub use report::Report;
 pub use run::{PILOT, Silent, Watch, batches, fix, run_batches};
 pub use sample::{Drawn, sample_prior};
-pub use train::{TrainReport, TrainRun, train};
+pub use train::{KL_WEIGHT, TrainReport, TrainRun, train};
 pub use undiffuse::{Prior, Undiffused, Undiffusion, undiffuse};
+pub use vae::{psnr, vae_config};
 
 /// Parses a data spec; its warnings go to `watch`.
 pub fn dataset(spec: &str, watch: &mut dyn Watch) -> anyhow::Result<diffuse_data::Dataset> {

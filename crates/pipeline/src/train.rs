@@ -75,9 +75,15 @@ pub struct TrainRun {
     pub ema: Option<f64>,
     /// Probability of hiding the condition in training (for guidance).
     pub label_dropout: f64,
+    /// `--model vae`: the weight of the KL term ([`KL_WEIGHT`] by default).
+    pub kl_weight: f64,
     /// Seed of all randomness.
     pub seed: u64,
 }
+
+/// The KL weight of latent diffusion's KL-f8 autoencoder (against per-image sums of squared
+/// errors).
+pub const KL_WEIGHT: f64 = 1e-6;
 
 impl TrainRun {
     /// Seed 003's model (3 x 256 ReLU MLP, T = 1000, linear 1e-4..0.02, Adam 1e-3) on `data`
@@ -105,6 +111,7 @@ impl TrainRun {
             target: Target::Eps,
             ema: None,
             label_dropout: 0.1,
+            kl_weight: KL_WEIGHT,
             seed: 0,
         }
     }
@@ -112,8 +119,9 @@ impl TrainRun {
 
 /// What a training run did.
 pub struct TrainReport {
-    /// The model's record as saved last.
-    pub record: Checkpoint,
+    /// The model's record as saved last (a denoiser's; None for a VAE, whose folder is a
+    /// diffusers component).
+    pub record: Option<Checkpoint>,
     /// Every step's loss so far (across resumes).
     pub losses: Vec<(usize, f64)>,
     /// The numbers worth keeping: steps, final loss, speed.
@@ -142,7 +150,10 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
             steps: run.timesteps,
         }),
         "unet" => None,
-        other => bail!("--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp or unet"),
+        "vae" => return crate::vae::train(run, dir, watch),
+        other => {
+            bail!("--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp, unet or vae")
+        }
     };
     if run.time_features == 0 || run.time_features % 2 == 1 {
         bail!(
@@ -403,7 +414,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     report.num("steps_per_second", run.steps as f64 / elapsed);
     record.trained_steps = step;
     Ok(TrainReport {
-        record,
+        record: Some(record),
         losses,
         report,
     })

@@ -93,7 +93,7 @@ fn ema_weights_are_sampled_and_resumed() {
         ..run.clone()
     };
     let r = train(&more, &m, &mut Silent).unwrap();
-    assert_eq!(r.record.trained_steps, 1200);
+    assert_eq!(r.record.expect("a denoiser record").trained_steps, 1200);
     assert_eq!(r.losses.len(), 1200);
     let x = sample(
         &m,
@@ -222,4 +222,44 @@ fn guidance_needs_a_condition_and_unknown_folders_are_named() {
     assert!(e.contains("model_index.json"), "{e}");
     std::fs::remove_dir_all(&m).unwrap();
     std::fs::remove_dir_all(&sd).unwrap();
+}
+
+/// `--model vae`: a diffusers `vae/` folder that the Stable Diffusion loader reads, its scaling
+/// factor set from the latents' spread, the held-out PSNR reported; non-image data refused.
+#[test]
+fn a_vae_trains_into_a_diffusers_folder() {
+    let dir = tmp("vae");
+    let run = TrainRun {
+        model: "vae".into(),
+        channels: 4,
+        batch: 4,
+        save_every: 2,
+        ..TrainRun::new("colour-fashion", 3)
+    };
+    let r = train(&run, &dir, &mut Silent).unwrap();
+    assert!(r.record.is_none());
+    assert_eq!(r.losses.len(), 3);
+    let psnr = r.report.get("psnr_db").and_then(|v| v.as_f64()).unwrap();
+    assert!(psnr.is_finite() && psnr > 0.0, "{psnr}");
+    let (vae, cfg) = diffuse_nn::sd::AutoencoderKl::load(&dir, &burn::tensor::Device::flex())
+        .expect("the folder loads as a diffusers VAE");
+    assert_eq!((vae.latent_channels(), vae.scale_factor()), (4, 4));
+    let scale = r.report.get("scaling_factor").and_then(|v| v.as_f64());
+    assert_eq!(Some(cfg.scaling_factor), scale);
+    assert!(cfg.scaling_factor > 0.0 && cfg.scaling_factor != 1.0);
+    for file in ["loss.csv", "training.json"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let e = train(
+        &TrainRun {
+            model: "vae".into(),
+            ..TrainRun::new("spiral", 1)
+        },
+        &tmp("vae-spiral"),
+        &mut Silent,
+    )
+    .err()
+    .map(|e| format!("{e:#}"))
+    .unwrap_or_default();
+    assert!(e.contains("needs image data"), "{e}");
 }

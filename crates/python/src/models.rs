@@ -119,6 +119,7 @@ pub fn train_model<'py>(
         target: o.target.parse().context("target").py()?,
         ema: o.ema,
         label_dropout: o.label_dropout,
+        kl_weight: diffuse_pipeline::KL_WEIGHT,
         seed: o.seed,
     };
     let raised = Raised::default();

@@ -33,6 +33,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         target: a.target.parse().context("--target")?,
         ema: a.ema,
         label_dropout: a.label_dropout,
+        kl_weight: a.kl_weight,
         seed: a.common.seed,
     };
     let mut out = Output::for_training(&a.common, a.resume)?;

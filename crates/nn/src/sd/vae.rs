@@ -249,6 +249,16 @@ impl AutoencoderKl {
         })
     }
 
+    /// Channels of its latents.
+    pub fn latent_channels(&self) -> usize {
+        self.latent_channels
+    }
+
+    /// How many pixels one latent spans per side: 2^(levels - 1).
+    pub fn scale_factor(&self) -> usize {
+        1 << (self.encoder.levels.len() - 1)
+    }
+
     /// The device its weights are on.
     pub fn device(&self) -> Device {
         use burn::module::Module;
