@@ -235,3 +235,67 @@ fn the_vae_loss_is_the_squared_error_plus_the_posteriors_kl() {
     let (_, mse_eps, _) = diffuse_nn::sd::vae_loss(&vae, x, eps, 1e-3);
     assert_ne!(mse_eps.into_scalar::<f32>(), want_mse);
 }
+
+#[test]
+fn cross_attention_ignores_masked_padding() {
+    let device = Device::flex();
+    let lay = UnetConfig::from_value(config("unet")).expect("config");
+    let (unet, _) = UNet2DCondition::fresh(&lay, 4, &device).expect("fresh");
+    device.seed(5);
+    let (c, s, d) = (
+        lay.config.in_channels,
+        lay.config.sample_size.unwrap_or(8),
+        lay.context_dim,
+    );
+    let x = Tensor::<4>::random(
+        [2, c, s, s],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let t = Tensor::<1>::from_data(TensorData::new(vec![10f32, 700.0], [2]), &device);
+    // Row 0 has 3 tokens, row 1 has 5; padded to 7 with junk that a mask must hide.
+    let tokens = Tensor::<3>::random([2, 5, d], burn::tensor::Distribution::Default, &device);
+    let junk = Tensor::<3>::random([2, 4, d], burn::tensor::Distribution::Default, &device) * 9.0;
+    let row = |i: usize, n: usize| {
+        let real = tokens.clone().narrow(0, i, 1).narrow(1, 0, n);
+        let alone = unet.forward(
+            x.clone().narrow(0, i, 1),
+            t.clone().narrow(0, i, 1),
+            real.clone(),
+        );
+        let padded = Tensor::cat(
+            vec![real, junk.clone().narrow(0, i, 1).narrow(1, 0, 7 - n)],
+            1,
+        );
+        (alone, padded)
+    };
+    let (a0, p0) = row(0, 3);
+    let (a1, p1) = row(1, 5);
+    let context = Tensor::cat(vec![p0, p1], 0);
+    let pad: Vec<bool> = (0..14)
+        .map(|k| k % 7 >= if k < 7 { 3 } else { 5 })
+        .collect();
+    let pad = Tensor::<2, burn::tensor::Bool>::from_data(TensorData::new(pad, [2, 7]), &device);
+    let masked = unet.forward_masked(x.clone(), t.clone(), context.clone(), Some(pad));
+    close(masked.clone().narrow(0, 0, 1), a0.clone(), "row 0 masked");
+    close(masked.narrow(0, 1, 1), a1, "row 1 masked");
+    // Without the mask the junk is read.
+    let (err, _) = {
+        let plain: Vec<f32> = unet
+            .forward(x, t, context)
+            .narrow(0, 0, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let a: Vec<f32> = a0.into_data().try_to_vec::<f32>().expect("f32");
+        let e = plain
+            .iter()
+            .zip(&a)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        (e, ())
+    };
+    assert!(
+        err > 1e-3,
+        "junk tokens changed nothing ({err}): the test would not see a bad mask"
+    );
+}

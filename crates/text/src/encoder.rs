@@ -29,6 +29,17 @@ pub struct Encoding {
     pub truncated_from: Option<usize>,
 }
 
+/// One sentence's token states.
+#[derive(Debug, Clone)]
+pub struct TokenStates {
+    /// `[tokens, dim]`, the last layer of the BERT.
+    pub states: burn::tensor::Tensor<2>,
+    /// Token ids the encoder read (with [CLS] and [SEP]).
+    pub ids: Vec<u32>,
+    /// Tokens the sentence had before truncation, when it was truncated.
+    pub truncated_from: Option<usize>,
+}
+
 #[derive(Deserialize)]
 struct SentenceConfig {
     max_seq_length: usize,
@@ -147,18 +158,39 @@ impl TextEncoder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// The embedding of one sentence: mean of the last layer over its tokens, unit length.
-    pub fn encode(&self, text: &str) -> Result<Encoding> {
+    /// The token ids the encoder reads for a sentence (truncated as the reference truncates:
+    /// the first tokens and the closing [SEP]), and the count before truncation if it was.
+    fn read_ids(&self, text: &str) -> Result<(Vec<u32>, Option<usize>)> {
         let mut ids = self.tokenize(text)?;
         let mut truncated_from = None;
         if ids.len() > self.max_tokens {
-            // As the reference truncates: keep the first tokens and the closing [SEP].
             truncated_from = Some(ids.len());
             let sep = ids[ids.len() - 1];
             ids.truncate(self.max_tokens - 1);
             ids.push(sep);
         }
-        let tokens = self.bert.forward(&ids)?;
+        Ok((ids, truncated_from))
+    }
+
+    /// The last layer's state of every token of one sentence, `[tokens, dim]` ([CLS] and
+    /// [SEP] included): what a cross-attention UNet reads, as Stable Diffusion reads CLIP's.
+    pub fn token_states(&self, text: &str) -> Result<TokenStates> {
+        let (ids, truncated_from) = self.read_ids(text)?;
+        let states = self.bert.forward(&ids)?;
+        Ok(TokenStates {
+            states,
+            ids,
+            truncated_from,
+        })
+    }
+
+    /// The embedding of one sentence: mean of the last layer over its tokens, unit length.
+    pub fn encode(&self, text: &str) -> Result<Encoding> {
+        let TokenStates {
+            states: tokens,
+            ids,
+            truncated_from,
+        } = self.token_states(text)?;
         let mean = tokens.mean_dim(0);
         let norm = mean.clone().square().sum().sqrt().clamp_min(1e-12);
         let unit = mean / norm.unsqueeze::<2>();

@@ -12,7 +12,7 @@ mod encoder;
 
 pub use bert::{Bert, BertConfig};
 pub use clip::{ClipTokenizer, ClipTokens};
-pub use encoder::{ENV_VAR, Encoding, PACKAGE_SUBDIR, TextEncoder, default_folder};
+pub use encoder::{ENV_VAR, Encoding, PACKAGE_SUBDIR, TextEncoder, TokenStates, default_folder};
 
 use thiserror::Error;
 

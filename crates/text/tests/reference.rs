@@ -86,3 +86,24 @@ fn a_missing_folder_says_how_to_install() {
         .expect("no encoder there");
     assert!(err.to_string().contains("setup.sh"), "{err}");
 }
+
+/// The token states a cross-attention UNet reads are the layer the checked embedding pools:
+/// their mean, normalised, is that embedding, and there is one state per token read.
+#[test]
+fn token_states_pool_to_the_embedding() {
+    let (f, enc) = (fixture(), encoder());
+    for s in &f.sentences {
+        let t = enc.token_states(&s.text).unwrap();
+        let e = enc.encode(&s.text).unwrap();
+        assert_eq!(t.states.dims(), [e.ids.len(), enc.dim()]);
+        assert_eq!(t.ids, e.ids);
+        assert_eq!(t.truncated_from, e.truncated_from);
+        let mean = t.states.mean_dim(0);
+        let norm = mean.clone().square().sum().sqrt();
+        let pooled: Vec<f32> = (mean / norm.unsqueeze::<2>())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(pooled, e.embedding, "'{}'", s.text);
+    }
+}

@@ -7,7 +7,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
 use burn::tensor::module::{attention, conv2d, layer_norm, linear};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor};
 
 use super::weights::Weights;
 use crate::Result;
@@ -241,6 +241,16 @@ impl Attention {
 
     /// `x` `[B, L, dim]`, `context` `[B, S, context_dim]` -> `[B, L, dim]`.
     pub fn forward(&self, x: Tensor<3>, context: Option<Tensor<3>>) -> Tensor<3> {
+        self.forward_masked(x, context, None)
+    }
+
+    /// As [`Attention::forward`], the context's positions where `pad` `[B, S]` is true left out.
+    pub fn forward_masked(
+        &self,
+        x: Tensor<3>,
+        context: Option<Tensor<3>>,
+        pad: Option<&Tensor<2, Bool>>,
+    ) -> Tensor<3> {
         let [b, l, d] = x.dims();
         let context = context.unwrap_or_else(|| x.clone());
         let s = context.dims()[1];
@@ -254,7 +264,8 @@ impl Attention {
             softcap: None,
             is_causal: self.causal,
         };
-        let a = attention(q, k, v, None, None, options);
+        let mask = pad.map(|p| p.clone().reshape([b, 1, 1, s]).expand([b, h, l, s]));
+        let a = attention(q, k, v, mask, None, options);
         self.out.forward(a.swap_dims(1, 2).reshape([b, l, d]))
     }
 }

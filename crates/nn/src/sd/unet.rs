@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor};
 
 use super::config::{UnetConfig, UnetLayout};
 use super::layers::{
@@ -52,9 +52,17 @@ impl TransformerBlock {
         })
     }
 
-    fn forward(&self, x: Tensor<3>, context: Tensor<3>) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        context: Tensor<3>,
+        pad: Option<&Tensor<2, Bool>>,
+    ) -> Tensor<3> {
         let x = x.clone() + self.attn1.forward(self.norm1.forward(x), None);
-        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), Some(context));
+        let x = x.clone()
+            + self
+                .attn2
+                .forward_masked(self.norm2.forward(x), Some(context), pad);
         x.clone() + self.ff.forward(self.norm3.forward(x))
     }
 }
@@ -112,7 +120,12 @@ impl SpatialTransformer {
         })
     }
 
-    fn forward(&self, x: Tensor<4>, context: Tensor<3>) -> Tensor<4> {
+    fn forward(
+        &self,
+        x: Tensor<4>,
+        context: Tensor<3>,
+        pad: Option<&Tensor<2, Bool>>,
+    ) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let tokens = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
         let image = |t: Tensor<3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
@@ -122,7 +135,7 @@ impl SpatialTransformer {
             Projection::Linear(lin) => lin.forward(tokens(normed)),
         };
         for block in &self.blocks {
-            t = block.forward(t, context.clone());
+            t = block.forward(t, context.clone(), pad);
         }
         let out = match &self.proj_out {
             Projection::Conv(conv) => conv.forward(image(t)),
@@ -318,6 +331,20 @@ impl UNet2DCondition {
     /// The noise prediction (or v, or whatever the model was trained for) of latents `x`
     /// `[B, C, H, W]` at (fractional) timesteps `t` `[B]`, attending to `context` `[B, L, d]`.
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
+        self.forward_masked(x, t, context, None)
+    }
+
+    /// [`UNet2DCondition::forward`] where the context's rows are padded to one length: `pad`
+    /// `[B, L]` is true at padding, which cross-attention then ignores (a text encoder whose
+    /// sentences have their own lengths, as MiniLM's token states).
+    pub fn forward_masked(
+        &self,
+        x: Tensor<4>,
+        t: Tensor<1>,
+        context: Tensor<3>,
+        pad: Option<Tensor<2, Bool>>,
+    ) -> Tensor<4> {
+        let pad = pad.as_ref();
         let emb = timestep_embedding(t, self.time_dim, self.flip_sin_to_cos, self.freq_shift);
         let temb = self.time_2.forward(silu(self.time_1.forward(emb)));
         // Every ResNet block takes SiLU(temb) through its own projection.
@@ -329,7 +356,7 @@ impl UNet2DCondition {
             for (j, resnet) in level.resnets.iter().enumerate() {
                 x = resnet.forward(x, Some(temb.clone()));
                 if let Some(attn) = level.attentions.get(j) {
-                    x = attn.forward(x, context.clone());
+                    x = attn.forward(x, context.clone(), pad);
                 }
                 skips.push(x.clone());
             }
@@ -339,7 +366,7 @@ impl UNet2DCondition {
             }
         }
         x = self.mid_resnets[0].forward(x, Some(temb.clone()));
-        x = self.mid_attention.forward(x, context.clone());
+        x = self.mid_attention.forward(x, context.clone(), pad);
         x = self.mid_resnets[1].forward(x, Some(temb.clone()));
         for level in &self.up {
             for (j, resnet) in level.resnets.iter().enumerate() {
@@ -348,7 +375,7 @@ impl UNet2DCondition {
                     .unwrap_or_else(|| unreachable!("one skip per up resnet"));
                 x = resnet.forward(Tensor::cat(vec![x, skip], 1), Some(temb.clone()));
                 if let Some(attn) = level.attentions.get(j) {
-                    x = attn.forward(x, context.clone());
+                    x = attn.forward(x, context.clone(), pad);
                 }
             }
             if let Some(conv) = &level.resample {
