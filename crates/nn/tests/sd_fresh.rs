@@ -299,3 +299,177 @@ fn cross_attention_ignores_masked_padding() {
         "junk tokens changed nothing ({err}): the test would not see a bad mask"
     );
 }
+
+/// Latent training learns to follow the prompt: latents all +1 for one label and all -1 for the
+/// other, each with its own captions (random token states of their own lengths); afterwards the
+/// UNet's clean-latent guess from z_t = 0 takes the sign of the prompt it is given, and the
+/// padded, masked batches train as rows of their own length would.
+#[test]
+fn latent_training_follows_the_prompt() {
+    use diffuse_nn::sd::{LatentTraining, Prompt, pad_prompts, train_latent};
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let lay = UnetConfig::from_value(config("unet")).expect("config");
+    let (unet, _) = UNet2DCondition::fresh(&lay, 5, &device).expect("fresh");
+    let (c, s, d) = (4, 8, lay.context_dim);
+    let noise = diffuse_core::NoiseSource::new(3);
+    let prompt = |k: u64, tokens: usize| Prompt {
+        states: noise
+            .normals(diffuse_core::Stream::Other, k, 0..tokens as u64, d)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        tokens,
+    };
+    let captions = vec![
+        vec![prompt(1, 3), prompt(2, 5)],
+        vec![prompt(3, 4), prompt(4, 2)],
+    ];
+    let empty = prompt(5, 2);
+    // The padding layout: rows of 3 and 5 tokens in a [2, 5, d] batch.
+    let (ctx, pad) = pad_prompts(&[&captions[0][0], &captions[0][1]], d, &Device::flex());
+    assert_eq!(ctx.dims(), [2, 5, d]);
+    let pad: Vec<bool> = pad.into_data().try_to_vec::<bool>().expect("bool");
+    assert_eq!(
+        pad,
+        [
+            false, false, false, true, true, false, false, false, false, false
+        ]
+    );
+
+    let schedule = diffuse_core::Schedule::scaled_linear(0.00085, 0.012, 1000).expect("schedule");
+    let draw = |rows: std::ops::Range<u64>| {
+        let labels: Vec<usize> = rows.map(|r| (r % 2) as usize).collect();
+        let z = labels
+            .iter()
+            .flat_map(|l| vec![if *l == 0 { 1f32 } else { -1.0 }; c * s * s])
+            .collect();
+        (z, labels)
+    };
+    let cfg = LatentTraining {
+        steps: 500,
+        batch: 8,
+        lr: 2e-3,
+        prompt_dropout: 0.1,
+        seed: 0,
+    };
+    let mut losses = vec![];
+    let mut saved = vec![];
+    let unet = train_latent(
+        unet,
+        &schedule,
+        [c, s, s],
+        &draw,
+        &captions,
+        &empty,
+        &cfg,
+        0,
+        &mut |_, l| {
+            losses.push(l);
+            Ok(())
+        },
+        50,
+        &mut |k, _| {
+            saved.push(k);
+            Ok(())
+        },
+    )
+    .expect("trains");
+    assert_eq!(saved.last(), Some(&cfg.steps));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&losses[100..]) < 0.5 * mean(&losses[..10]),
+        "{:?}",
+        losses
+    );
+    // From pure noise at the last step, where the latent says little about its label (sqrt(ab)
+    // = 0.068 against noise of std 1 per value), the clean-latent guess (z_t - sqrt(1 - ab)
+    // eps_hat) / sqrt(ab) follows the prompt: ideally +1 and -1. The prompt is learned slowly
+    // (it only helps where the noise hides the latent, a small part of the loss): after 500
+    // steps the two guesses are 0.21 apart; wrong signs, a mask that hides the prompt or a
+    // context the loop drops would leave them in the other order or equal.
+    let k = 1000;
+    let (a, sd) = (
+        schedule.alpha_bar(k).sqrt(),
+        schedule.one_minus_alpha_bar(k).sqrt(),
+    );
+    let z: Vec<f32> = noise
+        .normals(diffuse_core::Stream::Other, 99, 0..1, c * s * s)
+        .into_iter()
+        .map(|v| (sd * v) as f32)
+        .collect();
+    let guess = |label: usize| {
+        let (ctx, pad) = pad_prompts(&[&captions[label][0]], d, &device);
+        let zt = Tensor::<4>::from_data(TensorData::new(z.clone(), [1, c, s, s]), &device);
+        let eps = unet.forward_masked(
+            zt.clone(),
+            Tensor::from_data(TensorData::new(vec![(k - 1) as f32], [1]), &device),
+            ctx,
+            Some(pad),
+        );
+        f64::from(((zt - eps * sd) / a).mean().into_scalar::<f32>())
+    };
+    let (plus, minus) = (guess(0), guess(1));
+    assert!(plus - minus > 0.1, "guesses {plus} and {minus}");
+    // A label without captions is refused by name.
+    let e = train_latent(
+        UNet2DCondition::fresh(&lay, 5, &device).expect("fresh").0,
+        &schedule,
+        [c, s, s],
+        &draw,
+        &[captions[0].clone(), vec![]],
+        &empty,
+        &cfg,
+        0,
+        &mut |_, _| Ok(()),
+        50,
+        &mut |_, _| Ok(()),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("label 1 has no captions"), "{e}");
+}
+
+/// The cross-attention carries the prompt: from identical inputs, the UNet learns in a few
+/// dozen steps to output +1 for one padded, masked prompt and -1 for another.
+#[test]
+fn cross_attention_learns_to_tell_prompts_apart() {
+    use diffuse_nn::sd::{Prompt, pad_prompts};
+    let device = Device::flex().autodiff();
+    let lay = UnetConfig::from_value(config("unet")).expect("config");
+    let (mut unet, _) = UNet2DCondition::fresh(&lay, 5, &device).expect("fresh");
+    let noise = diffuse_core::NoiseSource::new(3);
+    let d = lay.context_dim;
+    let prompt = |k: u64, tokens: usize| Prompt {
+        states: noise
+            .normals(diffuse_core::Stream::Other, k, 0..tokens as u64, d)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        tokens,
+    };
+    let prompts = [prompt(1, 3), prompt(3, 4)];
+    let mut adam = AdamConfig::new().init();
+    let target = Tensor::cat(
+        vec![
+            Tensor::<4>::ones([1, 4, 8, 8], &device),
+            Tensor::<4>::ones([1, 4, 8, 8], &device) * -1.0,
+        ],
+        0,
+    );
+    let mut last = f32::INFINITY;
+    for _ in 0..50 {
+        let (ctx, pad) = pad_prompts(&[&prompts[0], &prompts[1]], d, &device);
+        let x = Tensor::<4>::zeros([2, 4, 8, 8], &device);
+        let t = Tensor::<1>::from_data(TensorData::new(vec![999f32, 999.0], [2]), &device);
+        let loss = (unet.forward_masked(x, t, ctx, Some(pad)) - target.clone())
+            .square()
+            .mean();
+        last = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &unet);
+        unet = adam.step(1e-3, unet, grads);
+    }
+    // Measured 0.0085 (from 1.08): a UNet that could not see the prompt stays at 1.
+    assert!(last < 0.05, "loss {last}");
+}

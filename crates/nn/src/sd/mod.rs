@@ -4,6 +4,7 @@
 
 pub mod clip;
 pub mod config;
+pub mod latent_train;
 pub mod layers;
 pub mod unet;
 pub mod vae;
@@ -12,6 +13,7 @@ pub mod weights;
 
 pub use clip::{ClipText, ClipTextConfig};
 pub use config::{UnetConfig, UnetLayout, VaeConfig};
+pub use latent_train::{LatentTraining, Prompt, pad_prompts, train_latent};
 pub use unet::UNet2DCondition;
 pub use vae::AutoencoderKl;
 pub use vae_train::{VaeStep, VaeTraining, train_vae, vae_loss};
