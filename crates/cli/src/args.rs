@@ -476,7 +476,10 @@ pub struct TrainArgs {
     pub data: String,
     /// Architecture: mlp (t/T appended to the input: seeds 000, 003, 004), conditional-mlp
     /// (seed 001's ConditionalLinear: a learned scale per step and unit), sinusoidal-mlp (sin/cos
-    /// features of t appended) or unet (images: residual blocks, attention, skips).
+    /// features of t appended), unet (images: residual blocks, attention, skips), vae (latent
+    /// diffusion's KL autoencoder, as a diffusers vae/ folder) or latent (a text-to-image
+    /// UNet on the latents of --vae, attending to MiniLM's token states: a diffusers pipeline
+    /// folder).
     #[arg(long, default_value = "mlp")]
     pub model: String,
     /// Number of sin/cos time features of sinusoidal-mlp.
@@ -545,6 +548,10 @@ pub struct TrainArgs {
     /// (latent diffusion's KL autoencoders: 1e-6).
     #[arg(long, default_value_t = diffuse_pipeline::KL_WEIGHT)]
     pub kl_weight: f64,
+    /// --model latent: the VAE folder (from `diffuse train --model vae`) whose latents the
+    /// text-to-image UNet learns.
+    #[arg(long)]
+    pub vae: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }

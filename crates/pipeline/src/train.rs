@@ -77,6 +77,9 @@ pub struct TrainRun {
     pub label_dropout: f64,
     /// `--model vae`: the weight of the KL term ([`KL_WEIGHT`] by default).
     pub kl_weight: f64,
+    /// `--model latent`: the folder of the VAE (trained with `--model vae`) whose latents the
+    /// UNet learns.
+    pub vae: Option<String>,
     /// Seed of all randomness.
     pub seed: u64,
 }
@@ -112,6 +115,7 @@ impl TrainRun {
             ema: None,
             label_dropout: 0.1,
             kl_weight: KL_WEIGHT,
+            vae: None,
             seed: 0,
         }
     }
@@ -151,8 +155,12 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         }),
         "unet" => None,
         "vae" => return crate::vae::train(run, dir, watch),
+        "latent" => return crate::latent::train(run, dir, watch),
         other => {
-            bail!("--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp, unet or vae")
+            bail!(
+                "--model {other}: expected mlp, conditional-mlp, sinusoidal-mlp, unet, vae or \
+                 latent"
+            )
         }
     };
     if run.time_features == 0 || run.time_features % 2 == 1 {

@@ -263,3 +263,73 @@ fn a_vae_trains_into_a_diffusers_folder() {
     .unwrap_or_default();
     assert!(e.contains("needs image data"), "{e}");
 }
+
+/// `--model latent`: a UNet trained on a VAE's latents of captioned images, written as a
+/// diffusers pipeline folder whose parts the Stable Diffusion loaders read; what it refuses.
+#[test]
+fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
+    let vae_dir = tmp("latent-vae");
+    let vae_run = TrainRun {
+        model: "vae".into(),
+        channels: 4,
+        batch: 4,
+        ..TrainRun::new("digits", 2)
+    };
+    train(&vae_run, &vae_dir, &mut Silent).unwrap();
+    let dir = tmp("latent");
+    let run = TrainRun {
+        model: "latent".into(),
+        channels: 8,
+        batch: 4,
+        save_every: 2,
+        vae: Some(vae_dir.display().to_string()),
+        ..TrainRun::new("digits", 3)
+    };
+    let r = train(&run, &dir, &mut Silent).unwrap();
+    assert_eq!(r.losses.len(), 3);
+    assert!(r.losses.iter().all(|(_, l)| l.is_finite()));
+    let device = burn::tensor::Device::flex();
+    let (_, layout) = diffuse_nn::sd::UNet2DCondition::load(&dir.join("unet"), &device)
+        .expect("unet/ loads as a diffusers UNet");
+    // MiniLM's token states are 384 wide; the VAE's latents have 4 channels.
+    assert_eq!((layout.context_dim, layout.config.in_channels), (384, 4));
+    diffuse_nn::sd::AutoencoderKl::load(&dir.join("vae"), &device).expect("vae/ loads");
+    for f in ["diffusion_pytorch_model.safetensors", "config.json"] {
+        assert_eq!(
+            std::fs::read(dir.join("vae").join(f)).unwrap(),
+            std::fs::read(vae_dir.join(f)).unwrap(),
+            "vae/{f} is the VAE trained"
+        );
+    }
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model_index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["_class_name"], "StableDiffusionPipeline");
+    assert_eq!(
+        index["text_encoder"][1],
+        diffuse_pipeline::TOKEN_STATES_ENCODER
+    );
+    diffuse_pipeline::sd::SchedulerConfig::read(&dir.join("scheduler")).expect("scheduler");
+
+    let refused = |run: TrainRun| {
+        train(&run, &tmp("latent-refused"), &mut Silent)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    };
+    let e = refused(TrainRun {
+        vae: None,
+        ..run.clone()
+    });
+    assert!(e.contains("needs --vae"), "{e}");
+    let e = refused(TrainRun {
+        data: "colour-fashion".into(),
+        ..run.clone()
+    });
+    assert!(e.contains("reads 1-channel images"), "{e}");
+    let e = refused(TrainRun {
+        channels: 12,
+        ..run
+    });
+    assert!(e.contains("multiple of 8"), "{e}");
+}

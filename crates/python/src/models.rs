@@ -120,6 +120,7 @@ pub fn train_model<'py>(
         ema: o.ema,
         label_dropout: o.label_dropout,
         kl_weight: diffuse_pipeline::KL_WEIGHT,
+        vae: None,
         seed: o.seed,
     };
     let raised = Raised::default();

@@ -34,6 +34,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         ema: a.ema,
         label_dropout: a.label_dropout,
         kl_weight: a.kl_weight,
+        vae: a.vae.clone(),
         seed: a.common.seed,
     };
     let mut out = Output::for_training(&a.common, a.resume)?;
