@@ -124,6 +124,23 @@ fn prompt_of(encoder: &diffuse_text::TextEncoder, text: &str) -> Result<Prompt> 
     })
 }
 
+/// Checks a pipeline's `text_encoder/config.json` names the encoder this build runs.
+pub fn check_text_encoder(dir: &Path) -> Result<()> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    match v.get("model").and_then(serde_json::Value::as_str) {
+        Some(MINILM) => Ok(()),
+        other => bail!(
+            "{}: model {:?}: only {MINILM} (installed by scripts/text-encoder.sh) is supported",
+            path.display(),
+            other.unwrap_or("missing")
+        ),
+    }
+}
+
 /// Trains the latent text-to-image model of `run` into `dir`.
 pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainReport> {
     if run.resume {
@@ -167,6 +184,13 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         );
     }
     let (lat, side) = (vae.latent_channels(), im.height / f);
+    if !side.is_multiple_of(4) {
+        bail!(
+            "--data {}: {side}x{side} latents (the VAE's factor {f}); the UNet halves them twice, \
+             so their side must be a multiple of 4",
+            run.data
+        );
+    }
     let encoder = text_encoder()?;
     let context = encoder.dim();
     let unet_json = latent_unet_config(run.channels, lat, side, context)?;

@@ -268,12 +268,28 @@ fn a_vae_trains_into_a_diffusers_folder() {
 /// diffusers pipeline folder whose parts the Stable Diffusion loaders read; what it refuses.
 #[test]
 fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
+    // Two classes of 16x16 pictures: a bright square on the left or on the right.
+    let images = tmp("latent-images");
+    for (class, x0) in [("left", 2usize), ("right", 9)] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for k in 0..4 {
+            let mut px = vec![0u8; 256];
+            for y in 4..12 {
+                for x in x0..x0 + 5 {
+                    px[y * 16 + x] = 150 + 20 * k as u8;
+                }
+            }
+            let path = images.join(class).join(format!("{k}.png"));
+            diffuse_data::images::write_png(&path, &px, 16, 16, 1).unwrap();
+        }
+    }
+    let data = format!("images:{}", images.display());
     let vae_dir = tmp("latent-vae");
     let vae_run = TrainRun {
         model: "vae".into(),
         channels: 4,
         batch: 4,
-        ..TrainRun::new("digits", 2)
+        ..TrainRun::new(&data, 2)
     };
     train(&vae_run, &vae_dir, &mut Silent).unwrap();
     let dir = tmp("latent");
@@ -283,7 +299,7 @@ fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
         batch: 4,
         save_every: 2,
         vae: Some(vae_dir.display().to_string()),
-        ..TrainRun::new("digits", 3)
+        ..TrainRun::new(&data, 3)
     };
     let r = train(&run, &dir, &mut Silent).unwrap();
     assert_eq!(r.losses.len(), 3);
@@ -310,6 +326,24 @@ fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
         diffuse_pipeline::TOKEN_STATES_ENCODER
     );
     diffuse_pipeline::sd::SchedulerConfig::read(&dir.join("scheduler")).expect("scheduler");
+    // The Stable Diffusion pipeline runs it: MiniLM's states for the prompt and for the empty
+    // negative prompt have different lengths, padded and masked under guidance.
+    let sd = diffuse_pipeline::sd::StableDiffusion::load(&dir, &device).expect("loads as SD");
+    let mut request = diffuse_pipeline::sd::SdRequest::new("a square on the left");
+    (request.n, request.steps, request.guidance) = (2, 3, 3.0);
+    let out = diffuse_pipeline::sd::generate(&sd, &request, &mut Silent).expect("generates");
+    assert_eq!(out.images.dims(), [2, 1, 16, 16]);
+    assert_eq!(out.prompt_embeds.dims()[2], 384);
+    assert_ne!(out.prompt_embeds.dims()[1], out.negative_embeds.dims()[1]);
+    let long = "left ".repeat(300);
+    assert_eq!(sd.too_long("a square").unwrap(), None);
+    assert!(matches!(sd.too_long(&long).unwrap(), Some((_, 256))));
+    let e = sd
+        .clip("--swap-token")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("MiniLM"), "{e}");
 
     let refused = |run: TrainRun| {
         train(&run, &tmp("latent-refused"), &mut Silent)
@@ -327,6 +361,12 @@ fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
         ..run.clone()
     });
     assert!(e.contains("reads 1-channel images"), "{e}");
+    // 8x8 digits make 2x2 latents, which the UNet's two halvings do not divide.
+    let e = refused(TrainRun {
+        data: "digits".into(),
+        ..run.clone()
+    });
+    assert!(e.contains("multiple of 4"), "{e}");
     let e = refused(TrainRun {
         channels: 12,
         ..run

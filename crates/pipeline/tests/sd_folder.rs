@@ -31,7 +31,7 @@ fn tiny_pipelines_load_and_encode_prompts_as_transformers() {
         assert_eq!(tokens.ids.len(), 77);
         let r =
             Weights::open(&tiny(""), &format!("{name}.reference"), &device()).expect("reference");
-        let d = sd.text_config.hidden_size;
+        let d = sd.context_dim();
         let want = r
             .tensor::<3>("text.hidden", [2, 77, d])
             .expect("hidden")

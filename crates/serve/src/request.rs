@@ -181,11 +181,10 @@ impl Generate {
                     ("negative_prompt", given(&self.negative_prompt)),
                 ] {
                     if let Some(t) = text
-                        && let Some(k) = sd.tokenizer.encode(t)?.truncated_from
+                        && let Some((k, max)) = sd.too_long(t)?
                     {
                         bail!(
-                            "{field}: {k} tokens with BOS and EOS, but the text encoder reads {}: shorten it",
-                            sd.tokenizer.max_len()
+                            "{field}: {k} tokens with the start and end markers, but the text encoder reads {max}: shorten it"
                         );
                     }
                 }

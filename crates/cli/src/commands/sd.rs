@@ -59,13 +59,12 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     ];
     for (flag, text) in texts {
         if let Some(t) = text
-            && let Some(k) = model.tokenizer.encode(t)?.truncated_from
+            && let Some((k, max)) = model.too_long(t)?
             && !a.sd.truncate
         {
             bail!(
-                "{flag} has {k} tokens with BOS and EOS but the text encoder reads {}: shorten \
-                 it, or give --truncate to cut it as diffusers does",
-                model.tokenizer.max_len()
+                "{flag} has {k} tokens with the start and end markers but the text encoder reads \
+                 {max}: shorten it, or give --truncate to cut it as diffusers does"
             );
         }
     }
@@ -197,14 +196,19 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     let latents = Tensor::cat(runs.iter().map(|r| r.latents.clone()).collect(), 0);
     write_tensors(&out.path("latents.safetensors"), &[("latents", &latents)])?;
-    let [_, l, d] = first.prompt_embeds.dims();
     let count = n * runs.len();
+    // Each run's states at their own length (MiniLM's are the prompt's; the runs of one
+    // command share it).
     let cond = Tensor::cat(
         runs.iter()
-            .map(|r| r.prompt_embeds.clone().expand([n, l, d]))
+            .map(|r| {
+                let [_, l, d] = r.prompt_embeds.dims();
+                r.prompt_embeds.clone().expand([n, l, d])
+            })
             .collect(),
         0,
     );
+    let [_, l, d] = first.negative_embeds.dims();
     let uncond = first.negative_embeds.clone().expand([count, l, d]);
     write_tensors(
         &out.path("prompt_embeds.safetensors"),

@@ -35,16 +35,17 @@ pub fn time(
     if repeats == 0 || latent == 0 {
         bail!("--repeats and the latent size must be at least 1");
     }
-    let device = sd.text_encoder.device();
+    let (tokenizer, encoder) = sd.clip("the Stable Diffusion bench")?;
+    let device = encoder.device();
     let c = sd.unet_layout.config.in_channels;
     let d = c * latent * latent;
     let z = BatchNoise::new(NoiseSource::new(0), 0..2)
         .prior(d, &device)
         .reshape([2, c, latent, latent]);
-    let ids: Vec<i64> = (0..sd.tokenizer.max_len() as i64).collect();
+    let ids: Vec<i64> = (0..tokenizer.max_len() as i64).collect();
     let l = ids.len();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, l]), &device);
-    let states = sd.text_encoder.forward(ids);
+    let states = encoder.forward(ids);
     let context = Tensor::cat(vec![states.clone(), states], 0);
     let ts = Tensor::<1>::from_data(TensorData::new(vec![500.0f32; 2], [2]), &device);
     let mut unet = vec![];

@@ -37,7 +37,8 @@ pub fn swap_token(
     b: &str,
     word: &str,
 ) -> Result<(Tensor<3>, Vec<usize>)> {
-    let piece = sd.tokenizer.pieces(word)?;
+    let (tokenizer, _) = sd.clip("--swap-token")?;
+    let piece = tokenizer.pieces(word)?;
     if piece.is_empty() {
         bail!("--swap-token {word:?} has no tokens");
     }
@@ -48,11 +49,10 @@ pub fn swap_token(
         .windows(piece.len())
         .position(|w| w == piece.as_slice())
     else {
-        let words: Vec<String> = sd
-            .tokenizer
+        let words: Vec<String> = tokenizer
             .pieces(b)?
             .into_iter()
-            .filter_map(|id| sd.tokenizer.token(id))
+            .filter_map(|id| tokenizer.token(id))
             .collect();
         bail!(
             "--swap-token {word:?} is not among the tokens of {b:?} ({})",

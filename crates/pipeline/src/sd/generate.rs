@@ -4,7 +4,7 @@
 //! same name would take, classifier-free guidance as one UNet batch of 2n, then the VAE.
 
 use anyhow::{Result, bail};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData};
 use diffuse_core::denoiser::{Denoiser, Level, Prediction, Target};
 use diffuse_core::noise::NoiseSource;
 use diffuse_core::samplers::sigma::{SigmaDenoiser, to_vp};
@@ -123,10 +123,10 @@ impl Denoiser for GuidedUnet<'_> {
         // One image at a time (with its unconditional twin under guidance): the convolutions'
         // round-off then does not depend on how many images share a batch, so a picture is the
         // same bytes whatever --batch.
-        let context = if guided {
-            Tensor::cat(vec![self.uncond.clone(), self.cond.clone()], 0)
+        let (context, pad) = if guided {
+            pair(&self.uncond, &self.cond)
         } else {
-            self.cond.clone()
+            (self.cond.clone(), None)
         };
         let mut values = Vec::with_capacity(n);
         for i in 0..n {
@@ -136,7 +136,9 @@ impl Denoiser for GuidedUnet<'_> {
             } else {
                 xi
             };
-            let out = self.unet.forward(input, ts.clone(), context.clone());
+            let out = self
+                .unet
+                .forward_masked(input, ts.clone(), context.clone(), pad.clone());
             values.push(if guided {
                 let u = out.clone().narrow(0, 0, 1);
                 let cnd = out.narrow(0, 1, 1);
@@ -153,6 +155,33 @@ impl Denoiser for GuidedUnet<'_> {
             level,
         })
     }
+}
+
+/// The unconditional and conditional token states as one batch `[2, L, d]`: as they are when
+/// they have one length (CLIP pads both to 77), else each padded with zeros to the longer and
+/// the padding masked (MiniLM's states have the prompt's own length).
+fn pair(uncond: &Tensor<3>, cond: &Tensor<3>) -> (Tensor<3>, Option<Tensor<2, Bool>>) {
+    let ([_, lu, d], [_, lc, _]) = (uncond.dims(), cond.dims());
+    if lu == lc {
+        return (Tensor::cat(vec![uncond.clone(), cond.clone()], 0), None);
+    }
+    let l = lu.max(lc);
+    let device = cond.device();
+    let padded = |t: &Tensor<3>, n: usize| {
+        if n == l {
+            t.clone()
+        } else {
+            Tensor::cat(vec![t.clone(), Tensor::zeros([1, l - n, d], &device)], 1)
+        }
+    };
+    let mask: Vec<bool> = [lu, lc]
+        .iter()
+        .flat_map(|&n| (0..l).map(move |k| k >= n))
+        .collect();
+    (
+        Tensor::cat(vec![padded(uncond, lu), padded(cond, lc)], 0),
+        Some(Tensor::from_data(TensorData::new(mask, [2, l]), &device)),
+    )
 }
 
 /// sigma of diffusers' (possibly fractional) timestep tau: linear in sigma between whole steps,
@@ -253,7 +282,7 @@ pub fn generate(
     let (h, w, c) = (height / f, width / f, sd.unet_layout.config.in_channels);
     let n = request.n;
     let d = c * h * w;
-    let device = sd.text_encoder.device();
+    let device = sd.device();
     if let Some(l) = &request.latents
         && l.dims() != [n, c, h, w]
     {

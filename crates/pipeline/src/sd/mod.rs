@@ -26,12 +26,24 @@ pub use guide::{ImageLoss, LossGuide};
 pub use io::{read_image, read_tensor4, to_rgb8, write_tensors};
 pub use scheduler::{SchedulerConfig, sampler_for_class};
 
+/// What turns a prompt into the token states the UNet reads.
+pub enum TextSide {
+    /// Stable Diffusion's own: CLIP's tokenizer and text transformer, prompts padded to
+    /// `model_max_length` (the padding read as tokens).
+    Clip {
+        tokenizer: Box<ClipTokenizer>,
+        encoder: Box<ClipText>,
+        config: ClipTextConfig,
+    },
+    /// A model trained here (`train --model latent`): the installed MiniLM's token states, each
+    /// prompt its own length (padding masked when two are batched).
+    TokenStates(Box<diffuse_text::TextEncoder>),
+}
+
 /// The parts of a Stable Diffusion pipeline, ready to run.
 pub struct StableDiffusion {
     pub folder: PathBuf,
-    pub tokenizer: ClipTokenizer,
-    pub text_encoder: ClipText,
-    pub text_config: ClipTextConfig,
+    pub text: TextSide,
     pub unet: UNet2DCondition,
     pub unet_layout: UnetLayout,
     pub vae: AutoencoderKl,
@@ -86,22 +98,50 @@ impl StableDiffusion {
         }
         component(&index, "unet", &path, "UNet2DConditionModel")?;
         component(&index, "vae", &path, "AutoencoderKL")?;
-        component(&index, "text_encoder", &path, "CLIPTextModel")?;
-        component(&index, "tokenizer", &path, "")?;
+        component(&index, "text_encoder", &path, "")?;
         component(&index, "scheduler", &path, "")?;
-        let tokenizer = ClipTokenizer::load(&dir.join("tokenizer"))?;
-        let (text_encoder, text_config) = ClipText::load(&dir.join("text_encoder"), device)?;
+        let text_class = index
+            .get("text_encoder")
+            .and_then(|e| e.get(1))
+            .and_then(Value::as_str)
+            .unwrap_or("null");
+        let text = match text_class {
+            "CLIPTextModel" => {
+                component(&index, "tokenizer", &path, "")?;
+                let tokenizer = ClipTokenizer::load(&dir.join("tokenizer"))?;
+                let (encoder, config) = ClipText::load(&dir.join("text_encoder"), device)?;
+                TextSide::Clip {
+                    tokenizer: Box::new(tokenizer),
+                    encoder: Box::new(encoder),
+                    config,
+                }
+            }
+            crate::latent::TOKEN_STATES_ENCODER => {
+                crate::latent::check_text_encoder(&dir.join("text_encoder"))?;
+                TextSide::TokenStates(Box::new(diffuse_text::TextEncoder::installed(device)?))
+            }
+            other => bail!(
+                "{}: text_encoder is {other}; only CLIPTextModel (and {} for models trained \
+                 here) are supported",
+                path.display(),
+                crate::latent::TOKEN_STATES_ENCODER
+            ),
+        };
         let (unet, unet_layout) = UNet2DCondition::load(&dir.join("unet"), device)?;
         let (vae, vae_config) = AutoencoderKl::load(&dir.join("vae"), device)?;
         let scheduler = SchedulerConfig::read(&dir.join("scheduler"))?;
-        if unet_layout.context_dim != text_config.hidden_size {
+        let hidden = match &text {
+            TextSide::Clip { config, .. } => config.hidden_size,
+            TextSide::TokenStates(e) => e.dim(),
+        };
+        if unet_layout.context_dim != hidden {
             bail!(
                 "{}: the UNet attends to {}-wide token states (unet/config.json \
                  cross_attention_dim) but the text encoder gives {} (text_encoder/config.json \
                  hidden_size)",
                 dir.display(),
                 unet_layout.context_dim,
-                text_config.hidden_size
+                hidden
             );
         }
         if unet_layout.config.in_channels != vae_config.latent_channels {
@@ -115,9 +155,7 @@ impl StableDiffusion {
         }
         Ok(Self {
             folder: dir.to_path_buf(),
-            tokenizer,
-            text_encoder,
-            text_config,
+            text,
             unet,
             unet_layout,
             vae,
@@ -126,22 +164,75 @@ impl StableDiffusion {
         })
     }
 
-    /// A prompt's token states `[1, 77, d]` (all 77, padding included, as the UNet reads them)
-    /// and its tokens (with the truncation, if any).
+    /// A prompt's token states `[1, L, d]` and its tokens (with the truncation, if any): with
+    /// CLIP all 77, padding included, as the UNet reads them; with MiniLM the prompt's own.
     pub fn encode_prompt(&self, prompt: &str) -> Result<(Tensor<3>, ClipTokens)> {
-        let tokens = self.tokenizer.encode(prompt)?;
-        let vocab = self.text_encoder.vocab_size();
+        let (tokenizer, encoder) = match &self.text {
+            TextSide::Clip {
+                tokenizer, encoder, ..
+            } => (tokenizer, encoder),
+            TextSide::TokenStates(e) => {
+                let t = e.token_states(prompt)?;
+                let [l, d] = t.states.dims();
+                let states = t.states.reshape([1, l, d]);
+                let tokens = ClipTokens {
+                    ids: t.ids,
+                    truncated_from: t.truncated_from,
+                };
+                return Ok((states, tokens));
+            }
+        };
+        let tokens = tokenizer.encode(prompt)?;
+        let vocab = encoder.vocab_size();
         if let Some(bad) = tokens.ids.iter().find(|&&id| id as usize >= vocab) {
             bail!(
                 "{}: the tokenizer gives id {bad}, beyond the text encoder's vocabulary of {vocab}",
                 self.folder.display()
             );
         }
-        let device = self.text_encoder.device();
+        let device = encoder.device();
         let ids: Vec<i64> = tokens.ids.iter().map(|&i| i64::from(i)).collect();
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
-        Ok((self.text_encoder.forward(ids), tokens))
+        Ok((encoder.forward(ids), tokens))
+    }
+
+    /// When `text` is longer than the text encoder reads: (its tokens with the start and end
+    /// markers, how many are read).
+    pub fn too_long(&self, text: &str) -> Result<Option<(usize, usize)>> {
+        Ok(match &self.text {
+            TextSide::Clip { tokenizer, .. } => tokenizer
+                .encode(text)?
+                .truncated_from
+                .map(|k| (k, tokenizer.max_len())),
+            TextSide::TokenStates(e) => {
+                let k = e.tokenize(text)?.len();
+                (k > e.max_tokens()).then_some((k, e.max_tokens()))
+            }
+        })
+    }
+
+    /// CLIP's tokenizer and text transformer, or an error naming `what` needs them.
+    pub fn clip(&self, what: &str) -> Result<(&ClipTokenizer, &ClipText)> {
+        match &self.text {
+            TextSide::Clip {
+                tokenizer, encoder, ..
+            } => Ok((tokenizer, encoder)),
+            TextSide::TokenStates(_) => bail!(
+                "{}: {what} needs CLIP's tokenizer; this model reads MiniLM's token states",
+                self.folder.display()
+            ),
+        }
+    }
+
+    /// The width of the token states the UNet attends to.
+    pub fn context_dim(&self) -> usize {
+        self.unet_layout.context_dim
+    }
+
+    /// The device the networks run on.
+    pub fn device(&self) -> Device {
+        self.vae.device()
     }
 
     /// How many pixels one latent spans per side (8 for SD, 2^(VAE levels - 1)).
