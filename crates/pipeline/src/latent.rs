@@ -22,7 +22,6 @@ use burn::tensor::{Tensor, TensorData};
 use diffuse_core::{NoiseSource, Schedule, Stream, device};
 use diffuse_data::Source;
 use diffuse_data::captions::captions;
-use diffuse_nn::NnError;
 use diffuse_nn::sd::{
     AutoencoderKl, LatentTraining, Prompt, UNet2DCondition, UnetConfig, save_component,
     train_latent,
@@ -32,7 +31,7 @@ use serde_json::json;
 use crate::generate::text_encoder;
 use crate::report::Report;
 use crate::run::Watch;
-use crate::train::{TrainReport, TrainRun};
+use crate::train::{TrainReport, TrainRun, advance, stopped};
 use crate::{dataset, positive};
 
 /// The class `model_index.json` and `text_encoder/config.json` give a MiniLM read as token
@@ -94,12 +93,7 @@ fn encode_all(vae: &AutoencoderKl, im: &diffuse_data::images::ImageSet) -> Resul
     let mut dim = 0;
     for start in (0..im.len()).step_by(256) {
         let end = (start + 256).min(im.len());
-        let mut x = vec![0f32; (end - start) * c * h * w];
-        for (k, i) in (start..end).enumerate() {
-            for (p, v) in im.unit_row(i).enumerate() {
-                x[k * c * h * w + (p % c) * h * w + p / c] = v as f32;
-            }
-        }
+        let x = crate::vae::planar_images(im, start, end);
         let x = Tensor::<4>::from_data(TensorData::new(x, [end - start, c, h, w]), &device);
         let (m, lv) = vae.encode(x);
         let [_, l, lh, lw] = m.dims();
@@ -281,25 +275,13 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         0,
         &mut |k, l| {
             losses.borrow_mut().push((k, l));
-            watch.advance(1).map_err(|e| NnError::Stopped {
-                step: k,
-                reason: format!("{e:#}"),
-            })
+            advance(watch, k)
         },
         run.save_every,
         &mut save,
     );
     watch.finish();
-    if let Err(NnError::Diverged { step, loss }) = &trained {
-        let kept = match saved_at {
-            Some(s) => format!("the checkpoint of step {s} in {} is kept", dir.display()),
-            None => "no checkpoint had been written".to_string(),
-        };
-        bail!(
-            "the loss became {loss} at step {step}: training stopped; {kept} (a smaller --lr may help)"
-        );
-    }
-    trained?;
+    trained.map_err(|e| stopped(e, saved_at, dir))?;
     let elapsed = started.elapsed().as_secs_f64();
     let losses = losses.into_inner();
     let tail: Vec<f64> = losses.iter().rev().take(100).map(|p| p.1).collect();

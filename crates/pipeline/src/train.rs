@@ -132,6 +132,30 @@ pub struct TrainReport {
     pub report: Report,
 }
 
+/// A training step seen by `watch`: its stop (Ctrl-C, a closed page) stops the run after `step`.
+pub(crate) fn advance(watch: &mut dyn Watch, step: usize) -> diffuse_nn::Result<()> {
+    watch.advance(1).map_err(|e| NnError::Stopped {
+        step,
+        reason: format!("{e:#}"),
+    })
+}
+
+/// The error of a run that stopped: a divergence says which checkpoint of `dir` is kept.
+pub(crate) fn stopped(e: NnError, saved_at: Option<usize>, dir: &Path) -> anyhow::Error {
+    match e {
+        NnError::Diverged { step, loss } => {
+            let kept = match saved_at {
+                Some(s) => format!("the checkpoint of step {s} in {} is kept", dir.display()),
+                None => "no checkpoint had been written".to_string(),
+            };
+            anyhow::anyhow!(
+                "the loss became {loss} at step {step}: training stopped; {kept} (a smaller --lr may help)"
+            )
+        }
+        other => other.into(),
+    }
+}
+
 fn activation(name: &str) -> Result<Activation> {
     Ok(match name {
         "relu" => Activation::Relu,

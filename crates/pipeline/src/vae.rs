@@ -15,14 +15,14 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use diffuse_core::{NoiseSource, Stream, device};
+use diffuse_data::images::ImageSet;
 use diffuse_data::{Dataset, Source};
-use diffuse_nn::NnError;
 use diffuse_nn::sd::{AutoencoderKl, VaeConfig, VaeStep, VaeTraining, save_component, train_vae};
 use serde_json::json;
 
 use crate::report::Report;
 use crate::run::Watch;
-use crate::train::{TrainReport, TrainRun};
+use crate::train::{TrainReport, TrainRun, advance, stopped};
 use crate::{dataset, positive};
 
 /// Training images used to set the scaling factor (from rows far from the training stream).
@@ -59,14 +59,10 @@ pub fn vae_config(
     }))
 }
 
-/// The images of `data` for rows `rows`, `[n, C, H, W]` row-major in [-1, 1] (the data sets
-/// store pixels interleaved, as PNG does).
-fn planar(data: &Dataset, noise: &NoiseSource, rows: std::ops::Range<u64>) -> Vec<f32> {
-    let Source::Images(im) = &data.source else {
-        unreachable!("checked to be images")
-    };
-    let (c, hw) = (im.channels, im.height * im.width);
-    let x = data.sample(noise, rows);
+/// Images as the data sets store them (pixels interleaved, as PNG does: `[n, H, W, C]`) as
+/// the networks read them, `[n, C, H, W]` row-major.
+pub(crate) fn planar(hwc: impl IntoIterator<Item = f64>, c: usize, hw: usize) -> Vec<f32> {
+    let x: Vec<f64> = hwc.into_iter().collect();
     let mut out = vec![0f32; x.len()];
     for (i, img) in x.chunks(c * hw).enumerate() {
         for p in 0..hw {
@@ -76,6 +72,20 @@ fn planar(data: &Dataset, noise: &NoiseSource, rows: std::ops::Range<u64>) -> Ve
         }
     }
     out
+}
+
+/// Images `start..end` of `im` in [-1, 1], `[n, C, H, W]`.
+pub(crate) fn planar_images(im: &ImageSet, start: usize, end: usize) -> Vec<f32> {
+    let values = (start..end).flat_map(|i| im.unit_row(i));
+    planar(values, im.channels, im.height * im.width)
+}
+
+/// The images `data` draws for `rows`, `[n, C, H, W]` in [-1, 1].
+fn drawn(data: &Dataset, noise: &NoiseSource, rows: std::ops::Range<u64>) -> Vec<f32> {
+    let Source::Images(im) = &data.source else {
+        unreachable!("checked to be images")
+    };
+    planar(data.sample(noise, rows), im.channels, im.height * im.width)
 }
 
 fn tensor(v: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
@@ -91,7 +101,7 @@ fn scaling_factor(
 ) -> f64 {
     let [c, h, w] = shape;
     let start = 1u64 << 42;
-    let x = planar(data, noise, start..start + SCALE_IMAGES);
+    let x = drawn(data, noise, start..start + SCALE_IMAGES);
     let (mean, logvar) = vae.encode(tensor(x, [SCALE_IMAGES as usize, c, h, w], &vae.device()));
     let [n, l, lh, lw] = mean.dims();
     let eps: Vec<f32> = noise
@@ -117,13 +127,7 @@ pub fn psnr(vae: &AutoencoderKl, test: &Dataset) -> Result<(f64, usize)> {
     let (mut sq, mut count) = (0.0, 0usize);
     for start in (0..n).step_by(100) {
         let end = (start + 100).min(n);
-        let mut x = vec![0f32; (end - start) * c * h * w];
-        for (k, i) in (start..end).enumerate() {
-            for (p, v) in im.unit_row(i).enumerate() {
-                let (pix, ch) = (p / c, p % c);
-                x[k * c * h * w + ch * h * w + pix] = v as f32;
-            }
-        }
+        let x = planar_images(im, start, end);
         let xt = tensor(x.clone(), [end - start, c, h, w], &vae.device());
         let (mean, _) = vae.encode(xt);
         let y: Vec<f32> = vae.decode(mean).clamp(-1.0, 1.0).into_data().try_to_vec()?;
@@ -135,23 +139,6 @@ pub fn psnr(vae: &AutoencoderKl, test: &Dataset) -> Result<(f64, usize)> {
     }
     let mse = sq / count.max(1) as f64;
     Ok((10.0 * (1.0 / mse).log10(), n))
-}
-
-/// The test split of an image data spec (colour-fashion -> colour-fashion-test).
-fn test_spec(spec: &str) -> Option<String> {
-    let (kind, rest) = spec
-        .split_once(':')
-        .map_or((spec, None), |(k, r)| (k, Some(r)));
-    let test = match kind {
-        "fashion-mnist" => "fashion-mnist-test",
-        "colour-fashion" => "colour-fashion-test",
-        "mnist" => "mnist-test",
-        _ => return None,
-    };
-    Some(match rest {
-        Some(r) => format!("{test}:{r}"),
-        None => test.to_string(),
-    })
 }
 
 /// Trains the VAE of `run` (`--model vae`) into `dir`.
@@ -226,7 +213,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     };
     watch.begin("train", run.steps as u64);
     let started = Instant::now();
-    let draw = |rows: std::ops::Range<u64>| planar(&data, &noise, rows);
+    let draw = |rows: std::ops::Range<u64>| drawn(&data, &noise, rows);
     let trained = train_vae(
         vae,
         shape,
@@ -235,27 +222,13 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         0,
         &mut |k, s| {
             losses.borrow_mut().push((k, s));
-            watch.advance(1).map_err(|e| NnError::Stopped {
-                step: k,
-                reason: format!("{e:#}"),
-            })
+            advance(watch, k)
         },
         run.save_every,
         &mut save,
     );
     watch.finish();
-    let vae = match trained {
-        Err(NnError::Diverged { step, loss }) => {
-            let kept = match saved_at {
-                Some(s) => format!("the checkpoint of step {s} in {} is kept", dir.display()),
-                None => "no checkpoint had been written".to_string(),
-            };
-            bail!(
-                "the loss became {loss} at step {step}: training stopped; {kept} (a smaller --lr may help)"
-            );
-        }
-        other => other?,
-    };
+    let vae = trained.map_err(|e| stopped(e, saved_at, dir))?;
     let elapsed = started.elapsed().as_secs_f64();
     let losses = losses.into_inner();
     let tail: Vec<&VaeStep> = losses.iter().rev().take(100).map(|p| &p.1).collect();
@@ -274,7 +247,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     report.num("final_kl_mean_of_last_100", mean(|s| s.kl));
     report.num("scaling_factor", scale);
     report.num("steps_per_second", run.steps as f64 / elapsed);
-    if let Some(spec) = test_spec(&run.data) {
+    if let Some(spec) = crate::eval::test_split(&run.data) {
         let test = dataset(&spec, watch)?;
         let (p, n) = psnr(&vae.valid(), &test)?;
         report.set("psnr_data", spec);
@@ -286,4 +259,24 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         losses: losses.iter().map(|(k, s)| (*k, s.loss)).collect(),
         report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interleaved_pixels_become_planes() {
+        // Two 1x2 RGB images: pixel p of image i has channel values 100 i + 10 p + ch.
+        let hwc: Vec<f64> = (0..2)
+            .flat_map(|i| {
+                (0..2).flat_map(move |p| (0..3).map(move |ch| f64::from(100 * i + 10 * p + ch)))
+            })
+            .collect();
+        let chw = super::planar(hwc, 3, 2);
+        assert_eq!(
+            chw,
+            [
+                0., 10., 1., 11., 2., 12., 100., 110., 101., 111., 102., 112.
+            ]
+        );
+    }
 }

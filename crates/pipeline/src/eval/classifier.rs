@@ -41,6 +41,7 @@ pub fn test_split(spec: &str) -> Option<String> {
         .map_or((spec, None), |(k, r)| (k, Some(r)));
     let test = match kind {
         "fashion-mnist" => "fashion-mnist-test",
+        "colour-fashion" => "colour-fashion-test",
         "mnist" => "mnist-test",
         _ => return None,
     };
