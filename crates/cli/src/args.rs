@@ -359,7 +359,8 @@ pub struct EvalArgs {
     /// Judge images with a classifier folder written by `diffuse classifier`.
     #[arg(long)]
     pub classifier: Option<PathBuf>,
-    /// The class every sample was asked for (default: the sample folder's labels.csv).
+    /// The class every sample was asked for (default: the sample folder's labels.csv); for a
+    /// folder of colour pictures, a colour and a class ("red sandal").
     #[arg(long, requires = "classifier")]
     pub class: Option<String>,
     /// Random projections for sliced Wasserstein and the projected KS tests (2-D and up).

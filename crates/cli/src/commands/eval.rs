@@ -76,6 +76,16 @@ fn samples_with_labels(
 /// `diffuse eval --classifier DIR`: accuracy of the requested classes and the Frechet distance
 /// on the classifier's features.
 fn judge(a: &EvalArgs, classifier: &Path) -> Result<()> {
+    // A folder of pictures without samples.csv (a Stable Diffusion pipeline's output): colour
+    // Fashion-MNIST pictures, judged by class and colour.
+    if a.samples.is_dir() && !a.samples.join("samples.csv").exists() {
+        let report = eval::judge_colour_images(&a.samples, a.class.as_deref(), classifier)?;
+        let mut out = Output::new(&a.common, "eval")?;
+        out.set("samples", a.samples.display().to_string());
+        out.set("classifier", classifier.display().to_string());
+        out.report(report);
+        return out.finish_and_print();
+    }
     let (table, asked) = samples_with_labels(&a.samples, a.class.as_deref())?;
     let report = eval::judge_images(
         &a.samples,

@@ -1,13 +1,15 @@
 //! Evaluation protocols: samples against a law in closed form or fresh draws of the data (KS
 //! along projections, energy distances, the excess energy distance with its reference rows),
 //! chains against their stationary law, seed 000's prompt check; and (classifier.rs) images
-//! judged by a classifier.
+//! judged by a classifier; (colour.rs) colour Fashion-MNIST pictures judged by class and colour.
 
 mod classifier;
+mod colour;
 
 pub use classifier::{
     ClassifierRun, Verdict, image_set, judge_images, shipped_verdict, test_split, train_classifier,
 };
+pub use colour::{image_files, judge_colour_images};
 
 use anyhow::{Result, bail};
 use diffuse_core::Mixture;
