@@ -339,11 +339,33 @@ fn a_latent_text_to_image_model_trains_into_a_pipeline_folder() {
     assert_eq!(sd.too_long("a square").unwrap(), None);
     assert!(matches!(sd.too_long(&long).unwrap(), Some((_, 256))));
     let e = sd
-        .clip("--swap-token")
+        .clip("the bench")
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("MiniLM"), "{e}");
+    // Seed 002's token swap on MiniLM's states: "right" is token 5 after [CLS] a square on the.
+    let (a, b) = ("a square on the left", "a square on the right");
+    let (swapped, at) = diffuse_pipeline::sd::swap_token(&sd, a, b, "right").expect("swap");
+    assert_eq!(at, [5]);
+    let (sa, _) = sd.encode_prompt(a).unwrap();
+    let (sb, _) = sd.encode_prompt(b).unwrap();
+    let row = |t: &burn::tensor::Tensor<3>, k: usize| -> Vec<f32> {
+        t.clone()
+            .narrow(1, k, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(row(&swapped, 5), row(&sb, 5));
+    assert_eq!(row(&swapped, 4), row(&sa, 4));
+    let e = diffuse_pipeline::sd::swap_token(&sd, a, b, "circle")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not among the tokens") && e.contains("right"),
+        "{e}"
+    );
 
     let refused = |run: TrainRun| {
         train(&run, &tmp("latent-refused"), &mut Silent)

@@ -149,6 +149,11 @@ impl TextEncoder {
         self.max_tokens
     }
 
+    /// The word piece of a token id ("red", "##ness"), if the vocabulary has it.
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
     /// The token ids of a sentence, with [CLS] and [SEP], before truncation.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self

@@ -37,8 +37,7 @@ pub fn swap_token(
     b: &str,
     word: &str,
 ) -> Result<(Tensor<3>, Vec<usize>)> {
-    let (tokenizer, _) = sd.clip("--swap-token")?;
-    let piece = tokenizer.pieces(word)?;
+    let piece = sd.pieces(word)?;
     if piece.is_empty() {
         bail!("--swap-token {word:?} has no tokens");
     }
@@ -49,10 +48,10 @@ pub fn swap_token(
         .windows(piece.len())
         .position(|w| w == piece.as_slice())
     else {
-        let words: Vec<String> = tokenizer
+        let words: Vec<String> = sd
             .pieces(b)?
             .into_iter()
-            .filter_map(|id| tokenizer.token(id))
+            .filter_map(|id| sd.token(id))
             .collect();
         bail!(
             "--swap-token {word:?} is not among the tokens of {b:?} ({})",
@@ -60,6 +59,14 @@ pub fn swap_token(
         );
     };
     let positions: Vec<usize> = (at..at + piece.len()).collect();
+    // CLIP pads both prompts to 77; MiniLM's states have each prompt's own length.
+    let len_a = states_a.dims()[1];
+    if at + piece.len() > len_a {
+        bail!(
+            "--swap-token {word:?} sits at token {} of {b:?}, beyond the {len_a} tokens of {a:?}",
+            at
+        );
+    }
     let mut states = states_a;
     for &p in &positions {
         let row = states_b.clone().narrow(1, p, 1);

@@ -212,6 +212,28 @@ impl StableDiffusion {
         })
     }
 
+    /// The token ids of `text` alone, without start, end or padding tokens.
+    pub fn pieces(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(match &self.text {
+            TextSide::Clip { tokenizer, .. } => tokenizer.pieces(text)?,
+            TextSide::TokenStates(e) => {
+                // Without [CLS] and [SEP].
+                let ids = e.tokenize(text)?;
+                ids.get(1..ids.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_vec()
+            }
+        })
+    }
+
+    /// The word piece a token id stands for.
+    pub fn token(&self, id: u32) -> Option<String> {
+        match &self.text {
+            TextSide::Clip { tokenizer, .. } => tokenizer.token(id),
+            TextSide::TokenStates(e) => e.token(id),
+        }
+    }
+
     /// CLIP's tokenizer and text transformer, or an error naming `what` needs them.
     pub fn clip(&self, what: &str) -> Result<(&ClipTokenizer, &ClipText)> {
         match &self.text {
