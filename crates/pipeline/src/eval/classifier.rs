@@ -264,6 +264,20 @@ pub fn shipped_verdict(data: &str, x: &[f64], h: usize, w: usize) -> Result<Opti
     Ok(None)
 }
 
+/// The classifier `--classifier` names: a folder, or a shipped one by name.
+pub fn load_judge(
+    classifier: &Path,
+) -> Result<(diffuse_nn::Classifier, diffuse_nn::ClassifierRecord)> {
+    let dev = device::cpu();
+    match find(classifier, CLASSIFIERS, "--classifier")? {
+        Found::Folder(f) => diffuse_nn::load_classifier(&f, &dev),
+        Found::Shipped(s) => {
+            diffuse_nn::load_classifier_bytes(s.config, s.weights.to_vec(), classifier, &dev)
+        }
+    }
+    .context("--classifier")
+}
+
 /// Judges images (rows of `table`, pixels in [-1, 1], read from `samples`) with the classifier `classifier` (a
 /// folder or a shipped one): how many of each class it sees; with `asked` (the class asked for
 /// each sample, by name), the accuracy overall and per class; the Frechet distance on its
@@ -279,13 +293,7 @@ pub fn judge_images(
     watch: &mut dyn Watch,
 ) -> Result<Report> {
     let dev = device::cpu();
-    let (model, record) = match find(classifier, CLASSIFIERS, "--classifier")? {
-        Found::Folder(f) => diffuse_nn::load_classifier(&f, &dev),
-        Found::Shipped(s) => {
-            diffuse_nn::load_classifier_bytes(s.config, s.weights.to_vec(), classifier, &dev)
-        }
-    }
-    .context("--classifier")?;
+    let (model, record) = load_judge(classifier)?;
     let (h, w) = (record.config.height, record.config.width);
     if table.dim() != h * w {
         bail!(

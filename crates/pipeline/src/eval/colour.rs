@@ -11,7 +11,6 @@ use diffuse_data::colour::{COLOURS, SIZE, brightness, parse_label, read_colour};
 use serde_json::{Value, json};
 
 use crate::report::Report;
-use crate::shipped::{CLASSIFIERS, Found, find};
 
 /// The PNG files of a sample folder's `images/`, in name order.
 pub fn image_files(folder: &Path) -> Result<Vec<PathBuf>> {
@@ -50,13 +49,7 @@ pub fn judge_colour_images(
         })?),
     };
     let dev = device::cpu();
-    let (model, record) = match find(classifier, CLASSIFIERS, "--classifier")? {
-        Found::Folder(f) => diffuse_nn::load_classifier(&f, &dev),
-        Found::Shipped(s) => {
-            diffuse_nn::load_classifier_bytes(s.config, s.weights.to_vec(), classifier, &dev)
-        }
-    }
-    .context("--classifier")?;
+    let (model, record) = super::classifier::load_judge(classifier)?;
     let inner = SIZE - 4;
     if (record.config.height, record.config.width) != (inner, inner) {
         bail!(
