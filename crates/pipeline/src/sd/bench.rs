@@ -35,17 +35,25 @@ pub fn time(
     if repeats == 0 || latent == 0 {
         bail!("--repeats and the latent size must be at least 1");
     }
-    let (tokenizer, encoder) = sd.clip("the Stable Diffusion bench")?;
-    let device = encoder.device();
+    let device = sd.device();
     let c = sd.unet_layout.config.in_channels;
     let d = c * latent * latent;
     let z = BatchNoise::new(NoiseSource::new(0), 0..2)
         .prior(d, &device)
         .reshape([2, c, latent, latent]);
-    let ids: Vec<i64> = (0..tokenizer.max_len() as i64).collect();
-    let l = ids.len();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, l]), &device);
-    let states = encoder.forward(ids);
+    let states = match sd.clip("the bench") {
+        // Token ids 0..77 through CLIP, as bench/sd.sh gives diffusers.
+        Ok((tokenizer, encoder)) => {
+            let ids: Vec<i64> = (0..tokenizer.max_len() as i64).collect();
+            let l = ids.len();
+            encoder.forward(Tensor::<2, Int>::from_data(
+                TensorData::new(ids, [1, l]),
+                &device,
+            ))
+        }
+        // A model trained here: a short prompt's MiniLM states.
+        Err(_) => sd.encode_prompt("a red dress")?.0,
+    };
     let context = Tensor::cat(vec![states.clone(), states], 0);
     let ts = Tensor::<1>::from_data(TensorData::new(vec![500.0f32; 2], [2]), &device);
     let mut unet = vec![];
