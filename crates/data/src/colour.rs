@@ -88,20 +88,47 @@ pub const HELD_OUT: [(&str, &str); 12] = [
     ("white", "sneaker"),
 ];
 
-/// The nouns captions use for each Fashion-MNIST class, and whether they are plural.
-fn nouns(class: usize) -> (&'static [&'static str], bool) {
+/// The nouns captions use for each Fashion-MNIST class: singular forms, then plural forms
+/// (people ask for "a red sandal" and for "red sandals"; trousers are mostly plural).
+fn nouns(class: usize) -> (&'static [&'static str], &'static [&'static str]) {
     match class {
-        0 => (&["t-shirt", "tee", "top"], false),
-        1 => (&["trousers", "pants", "jeans"], true),
-        2 => (&["pullover", "sweater", "jumper"], false),
-        3 => (&["dress", "gown", "frock"], false),
-        4 => (&["coat", "jacket", "parka"], false),
-        5 => (&["sandal", "flip-flop", "open summer shoe"], false),
-        6 => (&["shirt", "blouse", "button-up shirt"], false),
-        7 => (&["sneaker", "trainer", "running shoe"], false),
-        8 => (&["bag", "handbag", "purse"], false),
-        _ => (&["ankle boot", "boot", "bootie"], false),
+        0 => (&["t-shirt", "tee", "top"], &["t-shirts", "tees", "tops"]),
+        1 => (&["trouser"], &["trousers", "pants", "jeans"]),
+        2 => (
+            &["pullover", "sweater", "jumper"],
+            &["pullovers", "sweaters", "jumpers"],
+        ),
+        3 => (&["dress", "gown", "frock"], &["dresses", "gowns", "frocks"]),
+        4 => (
+            &["coat", "jacket", "parka"],
+            &["coats", "jackets", "parkas"],
+        ),
+        5 => (
+            &["sandal", "flip-flop", "open summer shoe"],
+            &["sandals", "flip-flops", "open summer shoes"],
+        ),
+        6 => (
+            &["shirt", "blouse", "button-up shirt"],
+            &["shirts", "blouses", "button-up shirts"],
+        ),
+        7 => (
+            &["sneaker", "trainer", "running shoe"],
+            &["sneakers", "trainers", "running shoes"],
+        ),
+        8 => (
+            &["bag", "handbag", "purse"],
+            &["bags", "handbags", "purses"],
+        ),
+        _ => (
+            &["ankle boot", "boot", "bootie"],
+            &["ankle boots", "boots", "booties"],
+        ),
     }
+}
+
+/// Whether the class comes in pairs ("a pair of red trousers", "a pair of blue sneakers").
+fn in_pairs(class: usize) -> bool {
+    matches!(class, 1 | 5 | 7 | 9)
 }
 
 /// Number of (colour, class) labels.
@@ -153,36 +180,46 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// Every caption of a (colour, class) pair: six patterns, three words for the colour, three for
-/// the item (54 sentences). The colour comes first in some and last in others, with and without
-/// an article, so that a model cannot read it from one position.
+/// Every caption of a (colour, class) pair: for each of the colour's three words, six patterns
+/// with each singular noun ("a red sandal", "a sandal in red", "a photo of a red sandal", ...)
+/// and three with each plural one ("red sandals", "sandals in red", "a photo of red sandals"),
+/// plus "a pair of red sandals" for things that come in pairs. The colour comes first in some
+/// and last in others, with and without an article, so that a model cannot read it from one
+/// position.
 pub fn captions(colour: usize, class: usize) -> Vec<String> {
-    let (items, plural) = nouns(class);
+    let (singular, plural) = nouns(class);
     let mut out = vec![];
     for c in COLOURS[colour].words {
-        for n in items {
-            // With an article when singular ("a red sandal", "an ivory coat"), without when
-            // plural ("red trousers").
-            let a = |next: &str| {
-                if plural {
-                    String::new()
-                } else {
-                    format!("{} ", article(next))
-                }
-            };
-            out.push(if plural {
-                format!("a pair of {c} {n}")
-            } else {
-                format!("{}{c} {n}", a(c))
-            });
-            out.push(format!("{}{n} in {c}", a(n)));
+        for n in singular {
+            out.push(format!("{} {c} {n}", article(c)));
+            out.push(format!("{} {n} in {c}", article(n)));
             out.push(format!("{c} {n}"));
-            out.push(format!("a photo of {}{c} {n}", a(c)));
-            out.push(format!("{}{n}, coloured {c}", a(n)));
-            out.push(format!("{}{c}-coloured {n}", a(c)));
+            out.push(format!("a photo of {} {c} {n}", article(c)));
+            out.push(format!("{} {n}, coloured {c}", article(n)));
+            out.push(format!("{} {c}-coloured {n}", article(c)));
+        }
+        for n in plural {
+            out.push(format!("{c} {n}"));
+            out.push(format!("{n} in {c}"));
+            out.push(format!("a photo of {c} {n}"));
+            if in_pairs(class) {
+                out.push(format!("a pair of {c} {n}"));
+            }
         }
     }
     out
+}
+
+/// The plain prompt of a pair, in the words people use: "a red t-shirt", "red trousers", "an
+/// ivory coat" is "a white coat" (the colour's name and the class's first noun).
+pub fn plain_prompt(colour: usize, class: usize) -> String {
+    let (singular, plural) = nouns(class);
+    let c = COLOURS[colour].name;
+    if class == 1 {
+        format!("{c} {}", plural[0])
+    } else {
+        format!("{} {c} {}", article(c), singular[0])
+    }
 }
 
 /// Colours Fashion-MNIST images: `train` images get a colour among those not held out for their
@@ -253,7 +290,7 @@ pub struct ColourReading {
 }
 
 /// Pixels whose brightest channel is below this (of 255) are background.
-const ITEM_LEVEL: u8 = 64;
+pub const ITEM_LEVEL: u8 = 64;
 
 /// The chroma point (s cos h, s sin h) of an RGB triple in [0, 1] or 0..255.
 fn chroma(r: f64, g: f64, b: f64) -> [f64; 2] {
@@ -439,14 +476,19 @@ mod tests {
         for l in 0..PAIRS {
             let (c, k) = pair(l);
             let caps = captions(c, k);
-            assert_eq!(caps.len(), 6 * 9);
+            let (singular, plural) = nouns(k);
+            let per_plural = if in_pairs(k) { 4 } else { 3 };
+            assert_eq!(
+                caps.len(),
+                3 * (6 * singular.len() + per_plural * plural.len())
+            );
             let mut unique = caps.clone();
             unique.sort();
             unique.dedup();
             assert_eq!(unique.len(), caps.len(), "{}", label_names()[l]);
             for s in &caps {
                 assert!(COLOURS[c].words.iter().any(|w| s.contains(w)), "{s}");
-                assert!(nouns(k).0.iter().any(|w| s.contains(w)), "{s}");
+                assert!(singular.iter().chain(plural).any(|w| s.contains(w)), "{s}");
                 assert!(!s.contains("  ") && !s.starts_with(' '), "{s:?}");
                 let words: Vec<&str> = s.split(' ').collect();
                 for w in words.windows(2) {
@@ -459,5 +501,20 @@ mod tests {
         assert!(captions(6, 4).contains(&"an ivory coat".to_string()));
         assert!(captions(0, 1).contains(&"red trousers".to_string()));
         assert!(captions(0, 1).contains(&"trousers in red".to_string()));
+        assert!(captions(0, 1).contains(&"a red trouser".to_string()));
+        assert!(captions(0, 1).contains(&"a pair of red jeans".to_string()));
+        assert!(captions(4, 5).contains(&"blue sandals".to_string()));
+        assert!(captions(4, 9).contains(&"an ankle boot in cobalt".to_string()));
+        // Plain prompts are captions.
+        for l in 0..PAIRS {
+            let (c, k) = pair(l);
+            assert!(
+                captions(c, k).contains(&plain_prompt(c, k)),
+                "{}",
+                plain_prompt(c, k)
+            );
+        }
+        assert_eq!(plain_prompt(0, 1), "red trousers");
+        assert_eq!(plain_prompt(6, 9), "a white ankle boot");
     }
 }

@@ -1,10 +1,9 @@
 //! An exponential moving average of a model's weights, used for sampling (as DDPM and most
-//! diffusion codes do): w_ema <- decay w_ema + (1 - decay) w after every optimiser step.
+//! diffusion codes do): w_ema <- decay w_ema + (1 - decay) w after every optimiser step. Any
+//! burn module: the MLPs and pixel UNet, and the latent model's UNet2DCondition.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
-
-use crate::model::Model;
 
 /// The averaged weights, in the model's parameter order.
 #[derive(Debug, Clone)]
@@ -50,7 +49,7 @@ impl ModuleMapper for Replace<'_> {
     }
 }
 
-fn weights(model: &Model) -> Vec<Vec<f32>> {
+fn weights<M: Module>(model: &M) -> Vec<Vec<f32>> {
     let mut g = Gather(vec![]);
     model.visit(&mut g);
     g.0
@@ -66,7 +65,7 @@ impl Ema {
     }
 
     /// An average that starts from `model`'s weights (to resume a run).
-    pub fn starting_at(decay: f64, model: &Model) -> Self {
+    pub fn starting_at<M: Module>(decay: f64, model: &M) -> Self {
         Self {
             decay,
             shadow: Some(weights(model)),
@@ -74,7 +73,7 @@ impl Ema {
     }
 
     /// Folds the model's current weights into the average.
-    pub fn update(&mut self, model: &Model) {
+    pub fn update<M: Module>(&mut self, model: &M) {
         let current = weights(model);
         match &mut self.shadow {
             None => self.shadow = Some(current),
@@ -90,7 +89,7 @@ impl Ema {
     }
 
     /// `model` with the averaged weights (unchanged before the first update).
-    pub fn apply(&self, model: Model) -> Model {
+    pub fn apply<M: Module>(&self, model: M) -> M {
         match &self.shadow {
             None => model,
             Some(values) => model.map(&mut Replace { values, next: 0 }),

@@ -352,6 +352,7 @@ fn latent_training_follows_the_prompt() {
         lr: 2e-3,
         prompt_dropout: 0.1,
         seed: 0,
+        ema: None,
     };
     let mut losses = vec![];
     let mut saved = vec![];
@@ -472,4 +473,95 @@ fn cross_attention_learns_to_tell_prompts_apart() {
     }
     // Measured 0.0085 (from 1.08): a UNet that could not see the prompt stays at 1.
     assert!(last < 0.05, "loss {last}");
+}
+
+/// With an average of decay 1/2, what `save` gets after two steps is the closed form
+/// (w1 + w2) / 2 of the weights after each step (the average starts at the first step's
+/// weights), while the returned UNet holds w2.
+#[test]
+fn latent_training_saves_the_average_of_the_weights() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use diffuse_nn::sd::{LatentTraining, Prompt, train_latent};
+    struct First(Option<Vec<f32>>);
+    impl ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.0.is_none() {
+                self.0 = param.val().into_data().try_to_vec::<f32>().ok();
+            }
+        }
+    }
+    let first = |m: &UNet2DCondition| {
+        let mut v = First(None);
+        m.visit(&mut v);
+        v.0.expect("a parameter")
+    };
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let lay = UnetConfig::from_value(config("unet")).expect("config");
+    let (unet, _) = UNet2DCondition::fresh(&lay, 5, &device).expect("fresh");
+    let d = lay.context_dim;
+    let empty = Prompt {
+        states: vec![0.5; 2 * d],
+        tokens: 2,
+    };
+    let draw = |rows: std::ops::Range<u64>| {
+        let n = (rows.end - rows.start) as usize;
+        (vec![0.3f32; n * 4 * 8 * 8], vec![0; n])
+    };
+    let schedule = diffuse_core::Schedule::scaled_linear(0.00085, 0.012, 1000).expect("schedule");
+    let cfg = LatentTraining {
+        steps: 2,
+        batch: 2,
+        lr: 1e-2,
+        prompt_dropout: 0.0,
+        seed: 0,
+        ema: Some(0.5),
+    };
+    let mut saved = vec![];
+    let trained = train_latent(
+        unet,
+        &schedule,
+        [4, 8, 8],
+        &draw,
+        &[vec![empty.clone()]],
+        &empty,
+        &cfg,
+        0,
+        &mut |_, _| Ok(()),
+        1,
+        &mut |_, m| {
+            saved.push(first(m));
+            Ok(())
+        },
+    )
+    .expect("trains");
+    let (w1, avg, w2) = (&saved[0], &saved[1], first(&trained));
+    assert!(w1.iter().zip(&w2).any(|(a, b)| a != b), "the weights moved");
+    for i in 0..w2.len() {
+        let want = 0.5 * (w1[i] + w2[i]);
+        assert!((avg[i] - want).abs() <= 1e-6 * want.abs().max(1.0), "{i}");
+    }
+    // A decay outside (0, 1) is refused.
+    let bad = LatentTraining {
+        ema: Some(1.0),
+        ..cfg
+    };
+    let lay2 = UNet2DCondition::fresh(&lay, 5, &device).expect("fresh").0;
+    let e = train_latent(
+        lay2,
+        &schedule,
+        [4, 8, 8],
+        &draw,
+        &[vec![empty.clone()]],
+        &empty,
+        &bad,
+        0,
+        &mut |_, _| Ok(()),
+        1,
+        &mut |_, _| Ok(()),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("decay"), "{e}");
 }

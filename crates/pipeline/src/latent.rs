@@ -233,6 +233,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         lr: run.lr,
         prompt_dropout: run.label_dropout,
         seed: run.seed,
+        ema: run.ema,
     };
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
@@ -246,7 +247,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         let meta = serde_json::to_string_pretty(&json!({
             "data": run.data, "vae": vae_dir.display().to_string(), "trained_steps": step,
             "batch": run.batch, "lr": run.lr, "prompt_dropout": run.label_dropout,
-            "seed": run.seed, "text_encoder": MINILM,
+            "seed": run.seed, "text_encoder": MINILM, "ema": run.ema,
         }))
         .unwrap_or_default();
         save_component(
@@ -295,6 +296,9 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     report.set("batch", run.batch);
     report.num("lr", run.lr);
     report.num("prompt_dropout", run.label_dropout);
+    if let Some(e) = run.ema {
+        report.num("ema", e);
+    }
     report.num(
         "final_loss_mean_of_last_100",
         tail.iter().sum::<f64>() / tail.len().max(1) as f64,
@@ -349,8 +353,16 @@ fn write_folder(dir: &Path, vae_dir: &Path) -> Result<()> {
     let vae_out = dir.join("vae");
     std::fs::create_dir_all(&vae_out)
         .with_context(|| format!("cannot create {}", vae_out.display()))?;
-    for name in ["config.json", "diffusion_pytorch_model.safetensors"] {
+    // The VAE's training.json (how it was made) goes along when there is one.
+    for name in [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "training.json",
+    ] {
         let (from, to) = (vae_dir.join(name), vae_out.join(name));
+        if name == "training.json" && !from.is_file() {
+            continue;
+        }
         let tmp = to.with_extension("tmp");
         std::fs::copy(&from, &tmp).with_context(|| {
             format!("cannot copy {} into {}", from.display(), vae_out.display())

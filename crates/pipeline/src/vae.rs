@@ -111,9 +111,32 @@ fn scaling_factor(
         .collect();
     let z = mean + (logvar * 0.5).exp() * tensor(eps, [n, l, lh, lw], &vae.device());
     let z: Vec<f32> = z.into_data().try_to_vec().unwrap_or_default();
+    inverse_std(&z)
+}
+
+/// One over the (population) standard deviation of `z`, as SD's scaling factor was found; 1
+/// for constant values.
+fn inverse_std(z: &[f32]) -> f64 {
     let m = z.iter().map(|v| f64::from(*v)).sum::<f64>() / z.len().max(1) as f64;
     let var = z.iter().map(|v| (f64::from(*v) - m).powi(2)).sum::<f64>() / z.len().max(1) as f64;
     if var > 0.0 { 1.0 / var.sqrt() } else { 1.0 }
+}
+
+/// Sums of squared errors and counts of pixels in [-1, 1] (`x` the images, `y` their
+/// reconstructions) as pixels in [0, 1], where PSNR is measured: the error halves.
+fn squared_error(x: &[f32], y: &[f32]) -> (f64, usize) {
+    let sq = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (f64::from(a - b) / 2.0).powi(2))
+        .sum();
+    (sq, x.len().min(y.len()))
+}
+
+/// PSNR in dB of a mean squared error of pixels in [0, 1] (peak 1).
+fn psnr_db(sq: f64, count: usize) -> f64 {
+    let mse = sq / count.max(1) as f64;
+    10.0 * (1.0 / mse).log10()
 }
 
 /// PSNR (dB, pixels in [0, 1]) of the reconstructions (the posterior mean decoded, clamped) of
@@ -131,14 +154,11 @@ pub fn psnr(vae: &AutoencoderKl, test: &Dataset) -> Result<(f64, usize)> {
         let xt = tensor(x.clone(), [end - start, c, h, w], &vae.device());
         let (mean, _) = vae.encode(xt);
         let y: Vec<f32> = vae.decode(mean).clamp(-1.0, 1.0).into_data().try_to_vec()?;
-        for (a, b) in x.iter().zip(&y) {
-            // [-1, 1] -> [0, 1]: the error halves.
-            sq += (f64::from(a - b) / 2.0).powi(2);
-            count += 1;
-        }
+        let (s, k) = squared_error(&x, &y);
+        sq += s;
+        count += k;
     }
-    let mse = sq / count.max(1) as f64;
-    Ok((10.0 * (1.0 / mse).log10(), n))
+    Ok((psnr_db(sq, count), n))
 }
 
 /// Trains the VAE of `run` (`--model vae`) into `dir`.
@@ -150,6 +170,11 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     let Source::Images(im) = &data.source else {
         bail!("--model vae needs image data (--data colour-fashion, fashion-mnist, images:DIR)");
     };
+    if run.ema.is_some() {
+        bail!(
+            "--ema averages the weights of a denoiser (--model unet, latent); the VAE keeps its trained weights"
+        );
+    }
     positive("--steps", run.steps)?;
     positive("--batch", run.batch)?;
     positive("--save-every", run.save_every)?;
@@ -278,5 +303,30 @@ mod tests {
                 0., 10., 1., 11., 2., 12., 100., 110., 101., 111., 102., 112.
             ]
         );
+    }
+
+    /// An error of 0.2 everywhere in [-1, 1] units is 0.1 in [0, 1]: mse 0.01, PSNR 20 dB; an
+    /// error of 1/255 of the range is 48.13 dB (20 log10 255).
+    #[test]
+    fn psnr_is_the_closed_form_of_a_constant_error() {
+        let x: Vec<f32> = (0..300).map(|i| (i as f32 / 150.0) - 1.0).collect();
+        let y: Vec<f32> = x.iter().map(|v| v + 0.2).collect();
+        let (sq, n) = super::squared_error(&x, &y);
+        assert_eq!(n, 300);
+        assert!((super::psnr_db(sq, n) - 20.0).abs() < 1e-4);
+        let y: Vec<f32> = x.iter().map(|v| v - 2.0 / 255.0).collect();
+        let (sq, n) = super::squared_error(&x, &y);
+        assert!((super::psnr_db(sq, n) - 20.0 * 255f64.log10()).abs() < 1e-3);
+    }
+
+    /// Values +-a about any mean have standard deviation a: the factor is 1/a; constant latents
+    /// (no spread to scale) keep 1.
+    #[test]
+    fn the_scaling_factor_is_one_over_the_latents_std() {
+        let z: Vec<f32> = (0..1000)
+            .map(|i| 3.0 + if i % 2 == 0 { 0.25 } else { -0.25 })
+            .collect();
+        assert!((super::inverse_std(&z) - 4.0).abs() < 1e-9);
+        assert_eq!(super::inverse_std(&[2.0; 10]), 1.0);
     }
 }

@@ -36,6 +36,9 @@ pub struct LatentTraining {
     pub prompt_dropout: f64,
     /// Seed of the steps, the noise and the captions drawn.
     pub seed: u64,
+    /// Decay of an exponential moving average of the weights (0.999 is usual): when set, `save`
+    /// is given the average, the weights to sample with.
+    pub ema: Option<f64>,
 }
 
 /// A batch of contexts: the token states of `prompts` padded to the longest, `[B, L, d]`, and
@@ -63,7 +66,8 @@ pub fn pad_prompts(
 /// (`[B, C, H, W]` row-major, `shape` = [C, H, W]) and the label of each row; `captions[label]`
 /// are the label's prompts, `empty` the empty prompt's. Steps run from `first + 1`;
 /// `on_step(step, loss)` sees every loss and may stop the run; `save(step, unet)` runs every
-/// `every` steps and after the last. A non-finite loss stops with [`NnError::Diverged`].
+/// `every` steps and after the last (the average of the weights when `cfg.ema` is set; the
+/// returned UNet is the trained one). A non-finite loss stops with [`NnError::Diverged`].
 #[allow(clippy::too_many_arguments)]
 pub fn train_latent(
     mut unet: UNet2DCondition,
@@ -101,6 +105,12 @@ pub fn train_latent(
             "label {label} has no captions, or one whose token states are not {dim} wide"
         )));
     }
+    if let Some(e) = cfg.ema.filter(|e| !(*e > 0.0 && *e < 1.0)) {
+        return Err(NnError::Invalid(format!(
+            "the average's decay must be in (0, 1) (got {e})"
+        )));
+    }
+    let mut ema = cfg.ema.map(crate::ema::Ema::new);
     let device = unet_device(&unet);
     let mut adam: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let noise = NoiseSource::new(cfg.seed);
@@ -158,9 +168,15 @@ pub fn train_latent(
             .mean();
         let value;
         (unet, value) = crate::train::descend(unet, loss, &mut adam, cfg.lr, step)?;
+        if let Some(e) = &mut ema {
+            e.update(&unet);
+        }
         on_step(step, value)?;
         if (step - first).is_multiple_of(every) || step == first + cfg.steps {
-            save(step, &unet)?;
+            match &ema {
+                Some(e) => save(step, &e.apply(unet.clone()))?,
+                None => save(step, &unet)?,
+            }
         }
     }
     Ok(unet)
