@@ -350,11 +350,35 @@ pub struct UndiffuseArgs {
 #[derive(Debug, Args, Clone)]
 pub struct EvalArgs {
     /// A CSV of samples (as written by the other commands), or a `diffuse sample` folder.
-    #[arg(long)]
-    pub samples: PathBuf,
+    #[arg(long, required_unless_present_any = ["model", "vae"])]
+    pub samples: Option<PathBuf>,
+    /// Instead of --samples: a VAE's reconstructions and PSNR on --data (default
+    /// colour-fashion-test): a folder of `train --model vae`, a text-to-image folder (its
+    /// vae/), or colour-fashion.
+    #[arg(long, conflicts_with_all = ["samples", "model"])]
+    pub vae: Option<PathBuf>,
+    /// Instead of --samples: draw and judge a text-to-image model trained on colour-fashion
+    /// (`colour-fashion`, or a folder of `train --model latent`), --n pictures of each of
+    /// --prompts, with --classifier (default fashion-mnist-classifier) and the colour measure.
+    #[arg(long, conflicts_with = "samples")]
+    pub model: Option<PathBuf>,
+    /// With --model: all (the 70 pairs), trained, held-out, or pairs such as
+    /// "red sandal,blue bag=a cobalt handbag" (a pair's own words after =).
+    #[arg(long, default_value = "all", requires = "model")]
+    pub prompts: String,
+    /// With --model: pictures per prompt.
+    #[arg(long, default_value_t = 100, requires = "model")]
+    pub n: usize,
+    /// With --model: the guidance scale (default the model's: 3); several separated by commas
+    /// sweep them (guidance.png).
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub guidance: Vec<f64>,
+    /// With --model: denoising steps (default the model's: 20).
+    #[arg(long, requires = "model")]
+    pub nfe: Option<usize>,
     /// The distribution they should follow (with --classifier: the real images to compare
     /// with; default its test set).
-    #[arg(long, required_unless_present = "classifier")]
+    #[arg(long, required_unless_present_any = ["classifier", "model", "vae"])]
     pub data: Option<String>,
     /// Judge images with a classifier folder written by `diffuse classifier`.
     #[arg(long)]
@@ -568,8 +592,8 @@ pub struct SampleArgs {
     /// class with --label all; 1 for Stable Diffusion).
     #[arg(long)]
     pub n: Option<usize>,
-    /// Samples per batch; the samples do not depend on it (default 10,000; 1 for Stable
-    /// Diffusion).
+    /// Samples per batch; the samples do not depend on it (default 10,000; 1 for a downloaded
+    /// Stable Diffusion; 100 for colour-fashion and other latent models trained here).
     #[arg(long)]
     pub batch: Option<usize>,
     /// The class to sample (a label of the training data).
@@ -580,7 +604,8 @@ pub struct SampleArgs {
     #[arg(long)]
     pub prompt: Option<String>,
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided (default 1;
-    /// 3 for image models asked for a label or prompt; 7.5 for Stable Diffusion, as diffusers).
+    /// 3 for image models asked for a label or prompt and for latent models trained here such
+    /// as colour-fashion; 7.5 for a downloaded Stable Diffusion, as diffusers).
     #[arg(long)]
     pub guidance: Option<f64>,
     /// Images: also write animation.gif, the reverse process of the first 16 images (with
@@ -705,9 +730,15 @@ pub struct BenchArgs {
     /// decode at --sd-latent latents, each the median of --repeats.
     #[arg(long)]
     pub sd: Option<PathBuf>,
-    /// Latent side for --sd (64: 512x512 pictures with SD 1.x).
-    #[arg(long, default_value_t = 64)]
-    pub sd_latent: usize,
+    /// Latent side for --sd (default the UNet's sample_size: 64 for SD 1.x, 8 for
+    /// colour-fashion).
+    #[arg(long)]
+    pub sd_latent: Option<usize>,
+    /// With --sd, also time the generation of this many images at the pipeline's default size,
+    /// guidance and steps (default 100 for a model trained here, such as colour-fashion; 0 for
+    /// a downloaded Stable Diffusion).
+    #[arg(long)]
+    pub sd_images: Option<usize>,
     #[command(flatten)]
     pub common: Common,
 }

@@ -178,6 +178,15 @@ fn a_prompt_gives_the_pictures_diffuse_sample_gives_with_progress_on_the_way() {
     assert_eq!(status, 200);
     assert_eq!(models["models"][0]["name"], "fashion-mnist");
     assert_eq!(models["models"][0]["reads_prompts"], true);
+    // The latent text-to-image model trained here is served too, with its own defaults.
+    let colour = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "colour-fashion")
+        .expect("colour-fashion is served");
+    assert_eq!(colour["guidance"], 3.0);
+    assert_eq!(colour["nfe"], 20);
 
     let request = json!({"model": "fashion-mnist", "prompt": "a bag with a handle", "n": 3,
         "nfe": 12, "seed": 7, "sampler": "dpmpp-2m", "guidance": 2.5});

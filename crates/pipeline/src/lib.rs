@@ -48,7 +48,7 @@ pub use run::{PILOT, Silent, Watch, batches, fix, run_batches};
 pub use sample::{Drawn, sample_prior};
 pub use train::{KL_WEIGHT, TrainReport, TrainRun, train};
 pub use undiffuse::{Prior, Undiffused, Undiffusion, undiffuse};
-pub use vae::{psnr, vae_config};
+pub use vae::{psnr, reconstructions, vae_config};
 
 /// Parses a data spec; its warnings go to `watch`.
 pub fn dataset(spec: &str, watch: &mut dyn Watch) -> anyhow::Result<diffuse_data::Dataset> {

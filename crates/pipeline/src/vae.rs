@@ -161,6 +161,44 @@ pub fn psnr(vae: &AutoencoderKl, test: &Dataset) -> Result<(f64, usize)> {
     Ok((psnr_db(sq, count), n))
 }
 
+/// 8-bit pictures, each interleaved as the data sets store them.
+pub type Pictures = Vec<Vec<u8>>;
+
+/// One image of each label of `test` (the first of each, in label order) and its
+/// reconstruction (the posterior mean decoded), as 8-bit pictures interleaved as the data set
+/// stores them: the originals, then the reconstructions.
+pub fn reconstructions(vae: &AutoencoderKl, test: &Dataset) -> Result<(Pictures, Pictures)> {
+    let Source::Images(im) = &test.source else {
+        bail!("{}: not images", test.spec)
+    };
+    let (c, h, w) = (im.channels, im.height, im.width);
+    let labels = im.labels.iter().copied().max().map_or(0, |m| m + 1);
+    let picked: Vec<usize> = (0..labels)
+        .filter_map(|l| im.labels.iter().position(|x| *x == l))
+        .collect();
+    let x: Vec<f32> = picked
+        .iter()
+        .flat_map(|i| planar_images(im, *i, i + 1))
+        .collect();
+    let xt = tensor(x.clone(), [picked.len(), c, h, w], &vae.device());
+    let (mean, _) = vae.encode(xt);
+    let y: Vec<f32> = vae.decode(mean).clamp(-1.0, 1.0).into_data().try_to_vec()?;
+    let pictures = |v: &[f32]| -> Pictures {
+        v.chunks(c * h * w)
+            .map(|img| {
+                let mut out = vec![0u8; c * h * w];
+                for p in 0..h * w {
+                    for ch in 0..c {
+                        out[p * c + ch] = ((img[ch * h * w + p] + 1.0) * 127.5).round() as u8;
+                    }
+                }
+                out
+            })
+            .collect()
+    };
+    Ok((pictures(&x), pictures(&y)))
+}
+
 /// Trains the VAE of `run` (`--model vae`) into `dir`.
 pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainReport> {
     if run.resume {

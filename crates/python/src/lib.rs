@@ -29,6 +29,7 @@ fn _diffuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sampling::undiffuse_data, m)?)?;
     m.add_function(wrap_pyfunction!(sampling::log_likelihood_of, m)?)?;
     m.add_function(wrap_pyfunction!(models::train_model, m)?)?;
+    m.add_function(wrap_pyfunction!(models::shipped_pipelines, m)?)?;
     m.add_class::<models::NativeModel>()?;
     m.add_class::<models::NativeStableDiffusion>()?;
     Ok(())

@@ -245,6 +245,15 @@ impl NativeModel {
     }
 }
 
+/// The names of the pipelines shipped with diffuse (`load("colour-fashion")`).
+#[pyfunction]
+pub fn shipped_pipelines() -> Vec<&'static str> {
+    diffuse_pipeline::shipped::PIPELINES
+        .iter()
+        .map(|p| p.name)
+        .collect()
+}
+
 /// A Stable Diffusion pipeline folder as diffusers saves it.
 #[pyclass(module = "diffuse._diffuse")]
 pub struct NativeStableDiffusion {
@@ -256,7 +265,10 @@ impl NativeStableDiffusion {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let sd = py
-            .detach(|| StableDiffusion::load(&path, &device::default_device()))
+            .detach(|| {
+                let folder = diffuse_pipeline::shipped::model_folder(&path)?;
+                StableDiffusion::load(&folder, &device::default_device())
+            })
             .py()?;
         Ok(Self { sd })
     }
@@ -274,9 +286,9 @@ impl NativeStableDiffusion {
         py: Python<'py>,
         prompt: String,
         negative_prompt: String,
-        guidance: f64,
+        guidance: Option<f64>,
         sampler: Option<String>,
-        steps: usize,
+        steps: Option<usize>,
         seed: u64,
         n: usize,
         batch: usize,
@@ -284,20 +296,21 @@ impl NativeStableDiffusion {
         width: Option<usize>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Bound<'py, PyAny>, String)> {
+        let defaults = SdRequest::for_pipeline(&self.sd, prompt);
         let request = SdRequest {
             negative_prompt,
-            guidance,
+            guidance: guidance.unwrap_or(defaults.guidance),
             sampler: sampler
                 .map(|s| s.parse().context("sampler"))
                 .transpose()
                 .py()?,
-            steps,
+            steps: steps.unwrap_or(defaults.steps),
             seed,
             n,
             batch,
             height,
             width,
-            ..SdRequest::new(prompt)
+            ..defaults
         };
         let raised = Raised::default();
         let sd = &self.sd;

@@ -75,3 +75,20 @@ def test_bad_requests_are_one_line_errors():
     with pytest.raises(ValueError) as e:
         sd("a cat", height=33, progress=False)
     assert "33" in str(e.value)
+
+
+def test_the_shipped_colour_fashion_model_by_name(cli, tmp_path):
+    """The latent model trained here loads by name and draws, at its own defaults (guidance 3,
+    20 steps), what `diffuse sample --model colour-fashion` draws."""
+    sd = diffuse.load("colour-fashion")
+    assert isinstance(sd, diffuse.StableDiffusion)
+    assert sd.default_size == 32
+    images = sd("a red sandal", seed=2, n=2, progress=False)
+    assert images.shape == (2, 32, 32, 3)
+    subprocess.run(
+        [cli, "sample", "--model", "colour-fashion", "--prompt", "a red sandal", "--seed", "2",
+         "--n", "2", "--out", str(tmp_path)],
+        check=True, capture_output=True,
+    )
+    for i in range(2):
+        np.testing.assert_array_equal(images[i], read_png(tmp_path / "images" / f"{i:04}.png"))

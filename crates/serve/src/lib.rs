@@ -88,10 +88,9 @@ impl Server {
         listener
             .set_nonblocking(true)
             .context("cannot set up the socket")?;
-        let mut args: Vec<PathBuf> = diffuse_pipeline::shipped::MODELS
-            .iter()
-            .map(|m| PathBuf::from(m.name))
-            .collect();
+        let shipped = diffuse_pipeline::shipped::MODELS.iter().map(|m| m.name);
+        let pipelines = diffuse_pipeline::shipped::PIPELINES.iter().map(|p| p.name);
+        let mut args: Vec<PathBuf> = shipped.chain(pipelines).map(PathBuf::from).collect();
         args.extend(options.models.iter().cloned());
         let (mut models, mut order) = (BTreeMap::new(), vec![]);
         for arg in &args {

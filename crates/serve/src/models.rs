@@ -65,10 +65,12 @@ pub struct Served {
 /// Loads `arg` (a folder, or a shipped model's name) as `name`.
 pub fn open(arg: &Path, name: &str) -> Result<Served> {
     let all: Vec<String> = SamplerName::ALL.iter().map(|s| s.to_string()).collect();
-    if diffuse_pipeline::sd::is_pipeline(arg) {
-        let sd = StableDiffusion::load(arg, &device::cpu())
+    let folder = diffuse_pipeline::shipped::model_folder(arg)?;
+    if diffuse_pipeline::sd::is_pipeline(&folder) {
+        let sd = StableDiffusion::load(&folder, &device::cpu())
             .with_context(|| format!("{}", arg.display()))?;
         let side = sd.default_size();
+        let (guidance, nfe) = sd.default_guidance_and_steps();
         let sampler = diffuse_pipeline::sd::sampler_for_class(&sd.scheduler.class);
         let info = Info {
             name: name.to_string(),
@@ -80,8 +82,8 @@ pub fn open(arg: &Path, name: &str) -> Result<Served> {
             dim: 3 * side * side,
             n: 1,
             sampler: sampler.to_string(),
-            nfe: Some(25),
-            guidance: 7.5,
+            nfe: Some(nfe),
+            guidance,
             samplers: all,
         };
         return Ok(Served {

@@ -182,13 +182,14 @@ impl Generate {
                 ] {
                     if let Some(t) = text
                         && let Some((k, max)) = sd.too_long(t)?
+                        && !sd.trained_here()
                     {
                         bail!(
                             "{field}: {k} tokens with the start and end markers, but the text encoder reads {max}: shorten it"
                         );
                     }
                 }
-                let mut request = SdRequest::new(prompt);
+                let mut request = SdRequest::for_pipeline(sd, prompt);
                 request.negative_prompt = given(&self.negative_prompt).unwrap_or("").to_string();
                 if let Some(g) = self.guidance {
                     request.guidance = g;

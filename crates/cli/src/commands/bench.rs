@@ -12,14 +12,29 @@ use crate::output::Output;
 /// `diffuse bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.sd {
-        let sd = StableDiffusion::load(dir, &diffuse_core::device::cpu())
+        let folder = diffuse_pipeline::shipped::model_folder(dir)?;
+        let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
             .with_context(|| format!("--sd {}", dir.display()))?;
-        let t = time(&sd, a.sd_latent, a.repeats, &mut |line| eprintln!("{line}"))?;
+        let latent = a
+            .sd_latent
+            .unwrap_or(sd.unet_layout.config.sample_size.unwrap_or(64));
+        let images = a
+            .sd_images
+            .unwrap_or(if sd.trained_here() { 100 } else { 0 });
+        let t = time(&sd, latent, a.repeats, images, &mut |line| {
+            eprintln!("{line}")
+        })?;
         let mut out = Output::new(&a.common, "bench")?;
         out.set("model", dir.display().to_string());
-        out.set("latent", a.sd_latent);
+        out.set("latent", latent);
         out.num("unet_step_seconds", t.unet_step_seconds);
         out.num("vae_decode_seconds", t.vae_decode_seconds);
+        if let Some((n, steps, seconds)) = t.images {
+            eprintln!("{n} images at {steps} steps: {seconds:.2} s");
+            out.set("images", n);
+            out.set("images_steps", steps);
+            out.num("images_seconds", seconds);
+        }
         return out.finish_and_print();
     }
     let run = BenchRun {

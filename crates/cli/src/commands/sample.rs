@@ -13,8 +13,10 @@ use crate::progress::Bars;
 
 /// `diffuse sample`.
 pub fn run(a: &SampleArgs) -> Result<()> {
-    if diffuse_pipeline::sd::is_pipeline(&a.model) {
-        return super::sd::run(a);
+    // A diffusers folder, or a shipped one (colour-fashion), runs as Stable Diffusion.
+    let folder = diffuse_pipeline::shipped::model_folder(&a.model)?;
+    if diffuse_pipeline::sd::is_pipeline(&folder) {
+        return super::sd::run(a, &folder);
     }
     if let Some(flag) = a.sd.given().first() {
         bail!("{flag} is for Stable Diffusion folders (with model_index.json)");

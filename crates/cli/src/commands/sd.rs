@@ -1,6 +1,8 @@
 //! `diffuse sample --model DIR` on a Stable Diffusion folder: a prompt to pictures, with seed
 //! 002's hacks (loss guidance, a walk between two prompts' embeddings, a token swap) and img2img.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
 use diffuse_core::device;
@@ -38,19 +40,22 @@ fn refuse_other_flags(a: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// `diffuse sample` on a Stable Diffusion folder.
-pub fn run(a: &SampleArgs) -> Result<()> {
+/// `diffuse sample` on the Stable Diffusion folder `folder` (`--model`, or where the shipped
+/// pipeline it names was unpacked).
+pub fn run(a: &SampleArgs, folder: &Path) -> Result<()> {
     refuse_other_flags(a)?;
     let Some(prompt) = a.prompt.clone() else {
         bail!("--prompt is needed: what to draw, in words");
     };
     let dev = device::cpu();
     let loading = spinner("loading the pipeline");
-    let loaded = StableDiffusion::load(&a.model, &dev);
+    let loaded = StableDiffusion::load(folder, &dev);
     loading.finish_and_clear();
     let model = loaded.with_context(|| format!("--model {}", a.model.display()))?;
 
-    // A prompt longer than the encoder reads loses its end: refused unless --truncate.
+    // A prompt longer than the encoder reads loses its end: refused unless --truncate for CLIP
+    // (what diffusers would silently cut); a model trained here cuts it, as its captions were
+    // encoded, and says so.
     let texts = [
         ("--prompt", Some(&prompt)),
         ("--negative-prompt", a.sd.negative_prompt.as_ref()),
@@ -61,6 +66,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         if let Some(t) = text
             && let Some((k, max)) = model.too_long(t)?
             && !a.sd.truncate
+            && !model.trained_here()
         {
             bail!(
                 "{flag} has {k} tokens with the start and end markers but the text encoder reads \
@@ -69,8 +75,9 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         }
     }
 
-    let n = a.n.unwrap_or(1);
-    let mut request = SdRequest::new(prompt.clone());
+    // A model trained here draws small pictures: 16 by default (a 4x4 grid), judged below.
+    let n = a.n.unwrap_or(if model.trained_here() { 16 } else { 1 });
+    let mut request = SdRequest::for_pipeline(&model, prompt.clone());
     request.negative_prompt = a.sd.negative_prompt.clone().unwrap_or_default();
     if let Some(g) = a.guidance {
         request.guidance = g;
@@ -81,7 +88,13 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     request.seed = a.common.seed;
     request.n = n;
-    request.batch = a.batch.unwrap_or(1);
+    // Small pictures of a model trained here go 100 at a time (the pictures do not depend on
+    // the batch); a downloaded Stable Diffusion one at a time, as diffusers.
+    request.batch = a.batch.unwrap_or(if model.trained_here() {
+        n.clamp(1, 100)
+    } else {
+        1
+    });
     request.height = a.sd.height;
     request.width = a.sd.width;
     request.strength = a.sd.strength;
@@ -253,6 +266,34 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     let blue = mean_channel(&runs, 2)?;
     out.num("mean_blue", blue);
+    // What the shipped judges see in colour-fashion-sized pictures of a model trained here.
+    let size = diffuse_data::colour::SIZE;
+    if model.trained_here() && (height, width) == (size, size) {
+        let judge =
+            diffuse_pipeline::eval::ColourJudge::load(Path::new("fashion-mnist-classifier"))?;
+        let seen = judge.judge(&pictures, None)?;
+        let said = |key: &str| {
+            seen.get(key)
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "fashion-mnist-classifier sees: {}; the colour measure sees: {}",
+            said("class_counts"),
+            said("colour_counts")
+        );
+        for key in ["class_counts", "colour_counts", "blue_to_red"] {
+            if let Some(v) = seen.get(key) {
+                out.set(&format!("judge_{key}"), v.clone());
+            }
+        }
+    }
     if let Some(b) = &a.sd.prompt_to {
         out.set("prompt_to", b.clone());
         out.set("frames", runs.len());
@@ -279,8 +320,8 @@ fn mean_channel(runs: &[SdImages], c: usize) -> Result<f64> {
 fn warn_truncated(flag: &str, from: Option<usize>, to: usize) {
     if let Some(k) = from {
         eprintln!(
-            "warning: {flag} has {k} tokens with BOS and EOS; the text encoder reads {to}, so it \
-             was cut (the end is lost)"
+            "warning: {flag} has {k} tokens with the start and end markers; the text encoder \
+             reads {to}, so it was cut (the end is lost)"
         );
     }
 }

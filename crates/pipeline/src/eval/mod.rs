@@ -1,15 +1,18 @@
 //! Evaluation protocols: samples against a law in closed form or fresh draws of the data (KS
 //! along projections, energy distances, the excess energy distance with its reference rows),
 //! chains against their stationary law, seed 000's prompt check; and (classifier.rs) images
-//! judged by a classifier; (colour.rs) colour Fashion-MNIST pictures judged by class and colour.
+//! judged by a classifier; (colour.rs) colour Fashion-MNIST pictures judged by class and colour;
+//! (prompts.rs) a text-to-image model's prompts of every (colour, class) pair, judged so.
 
 mod classifier;
 mod colour;
+mod prompts;
 
 pub use classifier::{
     ClassifierRun, Verdict, image_set, judge_images, shipped_verdict, test_split, train_classifier,
 };
-pub use colour::{image_files, judge_colour_images};
+pub use colour::{ColourJudge, image_files, judge_colour_images, parse_pair};
+pub use prompts::{Judged, PromptCheck, judge_prompts, pair_prompts, summarise};
 
 use anyhow::{Result, bail};
 use diffuse_core::Mixture;

@@ -1,7 +1,8 @@
 //! The Stable Diffusion timing protocol `bench/sd.sh` compares with diffusers on PyTorch: one
 //! guided UNet step (a batch of 2: the unconditional and the conditional prediction) at the
 //! given latent size, and one VAE decode of a latent of that size; each the median of the
-//! repeats after one warm-up.
+//! repeats after one warm-up; and, when asked, a whole `generate` of a number of images at the
+//! pipeline's default guidance and steps (how long a user waits for them).
 
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ use super::StableDiffusion;
 pub struct SdTimes {
     pub unet_step_seconds: f64,
     pub vae_decode_seconds: f64,
+    /// (images, steps, seconds) of one `generate` of that many images, when asked.
+    pub images: Option<(usize, usize, f64)>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -24,12 +27,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `sd` at `latent` x `latent` latents (64 for 512x512 pictures with SD 1.x), calling
-/// `say` before each measurement.
+/// Times `sd` at `latent` x `latent` latents (64 for 512x512 pictures with SD 1.x), and the
+/// generation of `images` pictures at its default size, guidance and steps when `images` > 0,
+/// calling `say` before each measurement.
 pub fn time(
     sd: &StableDiffusion,
     latent: usize,
     repeats: usize,
+    images: usize,
     say: &mut dyn FnMut(&str),
 ) -> Result<SdTimes> {
     if repeats == 0 || latent == 0 {
@@ -77,8 +82,26 @@ pub fn time(
             vae.push(t0.elapsed().as_secs_f64());
         }
     }
+    let images = if images > 0 {
+        let request = super::SdRequest {
+            n: images,
+            batch: images,
+            ..super::SdRequest::for_pipeline(sd, "a red dress")
+        };
+        say(&format!(
+            "{images} images at {} steps, guidance {}",
+            request.steps, request.guidance
+        ));
+        let t0 = Instant::now();
+        let out = super::generate(sd, &request, &mut crate::run::Silent)?;
+        let seconds = t0.elapsed().as_secs_f64();
+        Some((out.images.dims()[0], request.steps, seconds))
+    } else {
+        None
+    };
     Ok(SdTimes {
         unet_step_seconds: median(unet),
         vae_decode_seconds: median(vae),
+        images,
     })
 }

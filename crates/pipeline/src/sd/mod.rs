@@ -262,7 +262,24 @@ impl StableDiffusion {
         self.vae_config.scale_factor()
     }
 
-    /// The default image side: the UNet's `sample_size` times the VAE's scale.
+    /// The guidance scale and steps a request gets when none are asked (see
+    /// [`SdRequest::for_pipeline`]).
+    pub fn default_guidance_and_steps(&self) -> (f64, usize) {
+        if self.trained_here() {
+            (3.0, 20)
+        } else {
+            (7.5, 25)
+        }
+    }
+
+    /// Whether this is a model trained here (`diffuse train --model latent`: MiniLM token
+    /// states in place of CLIP).
+    pub fn trained_here(&self) -> bool {
+        matches!(self.text, TextSide::TokenStates(_))
+    }
+
+    /// The image side in pixels when none is asked: the UNet's `sample_size` times the VAE's
+    /// factor.
     pub fn default_size(&self) -> usize {
         self.unet_layout.config.sample_size.unwrap_or(64) * self.vae_scale()
     }

@@ -186,7 +186,8 @@ def train(
 
 class StableDiffusion:
     """A Stable Diffusion pipeline folder as diffusers saves it (``model_index.json``, the
-    text encoder, UNet, VAE, tokenizer and scheduler), run as ``diffuse sample --model``."""
+    text encoder, UNet, VAE, tokenizer and scheduler), or a shipped one by name
+    (``"colour-fashion"``), run as ``diffuse sample --model``."""
 
     def __init__(self, path: PathLike) -> None:
         self._native = _diffuse.NativeStableDiffusion(os.fspath(path))
@@ -196,8 +197,8 @@ class StableDiffusion:
         self,
         prompt: str,
         negative_prompt: str = "",
-        guidance: float = 7.5,
-        steps: int = 25,
+        guidance: Optional[float] = None,
+        steps: Optional[int] = None,
         seed: int = 0,
         n: int = 1,
         *,
@@ -207,12 +208,14 @@ class StableDiffusion:
         width: Optional[int] = None,
         progress: Progress = None,
     ) -> np.ndarray:
-        """Images for a prompt, (n, height, width, 3) uint8, with diffusers' defaults (guidance
-        7.5, 25 steps, the sampler that stands for the folder's scheduler)."""
+        """Images for a prompt, (n, height, width, 3) uint8. Without ``guidance`` and ``steps``,
+        diffusers' defaults (7.5, 25) for a downloaded pipeline and 3, 20 for one trained here;
+        the sampler is the one that stands for the folder's scheduler."""
         with reporter(progress) as cb:
             images, _ = self._native.generate(
-                str(prompt), str(negative_prompt), float(guidance), sampler,
-                _checks.count(steps, "steps"), _checks.seed(seed), _checks.count(n, "n"),
+                str(prompt), str(negative_prompt),
+                None if guidance is None else float(guidance), sampler,
+                None if steps is None else _checks.count(steps, "steps"), _checks.seed(seed), _checks.count(n, "n"),
                 _checks.count(batch, "batch"), height, width, cb,
             )
         return images
@@ -224,6 +227,8 @@ class StableDiffusion:
 def load(path: PathLike) -> Union[Model, StableDiffusion]:
     """A Stable Diffusion folder (with model_index.json), a model folder, or a shipped model
     by name."""
-    if os.path.isfile(os.path.join(os.fspath(path), "model_index.json")):
+    if os.path.isfile(os.path.join(os.fspath(path), "model_index.json")) or (
+        not os.path.exists(os.fspath(path)) and os.fspath(path) in _diffuse.shipped_pipelines()
+    ):
         return StableDiffusion(path)
     return Model.load(path)
