@@ -527,6 +527,11 @@ fn the_tour_writes_a_page_with_every_figure() {
         "--grid fitted",
         "grid_sigmas",
         "How to read this page",
+        "reconstructions.png",
+        "grid-held-out.png",
+        "guidance.png",
+        "interpolation.gif",
+        "blue_to_red",
     ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }

@@ -261,6 +261,113 @@ const EXPERIMENTS: &[Experiment] = &[
         args: "sample --model fashion-mnist --prompt \"a shoe for running\" --n 20 --sampler dpmpp-2m --nfe 20 --guidance 3",
         figures: &[("grid.png", "Twenty samples of 'a shoe for running'")],
     },
+    Experiment {
+        name: "colour-vae",
+        title: "A latent text-to-image model trained here: the VAE",
+        caption: "Seed 002's latent diffusion, trained on this machine (colour-fashion): Fashion-MNIST \
+                  padded to 32x32 and tinted in seven colours. One test image of each (colour, class) \
+                  pair, rows red, yellow, green, cyan, blue, purple, white, over what the shipped \
+                  AutoencoderKL (the same module as Stable Diffusion's VAE) makes of its 8x8x4 latents; \
+                  psnr_db is the mean over 1,000 test images (higher is closer; 20 dB is an error of a \
+                  tenth of the range).",
+        args: "eval --vae colour-fashion",
+        figures: &[
+            ("originals.png", "Test images, one per (colour, class)"),
+            (
+                "reconstructions.png",
+                "Their reconstructions through 8x8x4 latents",
+            ),
+        ],
+    },
+    Experiment {
+        name: "colour-prompts",
+        title: "Prompts that compose: every colour with every class",
+        caption: "The shipped latent UNet (cross-attending to MiniLM's token states) asked for each \
+                  pair in plain words ('a red sandal'), eight pictures per row, 20 steps, guidance 3. \
+                  Twelve pairs never appear in training (held out: the second grid): a model that \
+                  draws them has composed a colour and a class it only saw apart. Each picture is \
+                  judged by the shipped classifier (class, on its brightness) and by its mean hue \
+                  (colour); the *_mean numbers are the shares right, averaged over prompts.",
+        args: "eval --model colour-fashion --prompts all --n 8",
+        figures: &[
+            (
+                "grid-trained.png",
+                "Pairs seen in training, one prompt per row",
+            ),
+            (
+                "grid-held-out.png",
+                "The twelve held-out pairs, one prompt per row",
+            ),
+        ],
+    },
+    Experiment {
+        name: "colour-guidance",
+        title: "How much guidance",
+        caption: "The held-out prompts at several classifier-free guidance scales, 20 pictures each: \
+                  the share right by class, by colour and by both. Guidance 1 is the conditional \
+                  model alone; more guidance sharpens the class, and past 2 or 3 starts to push \
+                  some colours toward a neighbour (the blue sandal's thin straps toward cyan). The \
+                  default is 3.",
+        args: "eval --model colour-fashion --prompts held-out --n 20 --guidance 1,2,3,5,8",
+        figures: &[("guidance.png", "Shares right against the guidance scale")],
+    },
+    Experiment {
+        name: "colour-walk",
+        title: "From 'a red dress' to 'a blue bag'",
+        caption: "Seed 002's walk between two prompts' token states: nine pictures from the same \
+                  starting latents, the prompt embedding moving in a straight line from one prompt \
+                  to the other (one row per starting noise).",
+        args: "sample --model colour-fashion --prompt \"a red dress\" --prompt-to \"a blue bag\" --frames 9 --n 4",
+        figures: &[
+            ("strip.png", "The walk, one row per starting noise"),
+            ("interpolation.gif", "The walk as a film"),
+        ],
+    },
+    Experiment {
+        name: "colour-swap",
+        title: "A token swap",
+        caption: "Seed 002's embedding edit: the state of the token 'blue' from 'a blue dress' put in \
+                  place of 'red' in 'a red dress' (same positions), every other token's state kept. \
+                  CLIP's states before a word do not see it; MiniLM's do (it reads both ways), so the \
+                  kept tokens still carry 'red' and the colour lands between the two \
+                  (judge_colour_counts).",
+        args: "sample --model colour-fashion --prompt \"a red dress\" --swap-from \"a blue dress\" --swap-token blue --n 16",
+        figures: &[("grid.png", "'a red dress' with the token 'blue' swapped in")],
+    },
+    Experiment {
+        name: "colour-red-dress",
+        title: "A red dress, for the blue loss to change",
+        caption: "Sixteen pictures of 'a red dress' at the model's defaults, the starting point of the \
+                  next experiment (same seeds).",
+        args: "sample --model colour-fashion --prompt \"a red dress\" --n 16",
+        figures: &[("grid.png", "'a red dress'")],
+    },
+    Experiment {
+        name: "colour-blue-loss",
+        title: "Seed 002's blue loss on a trained model",
+        caption: "The same sixteen starting latents, with the gradient of the mean |blue - 0.9| of \
+                  the decoded picture subtracted from the latents every fifth step (scale k). The \
+                  dresses turn pink-violet and stay dresses: eval below gives the blue-to-red ratio \
+                  of the items' pixels and what the classifier says.",
+        args: "sample --model colour-fashion --prompt \"a red dress\" --n 16 --loss blue --loss-scale 1000 --loss-every 5",
+        figures: &[("grid.png", "'a red dress' under the blue loss")],
+    },
+    Experiment {
+        name: "colour-blue-loss-eval",
+        title: "The blue loss, measured",
+        caption: "blue_to_red is the items' mean blue over their mean red (without the loss: the \
+                  eval of colour-red-dress-eval); class_accuracy the share the classifier still calls \
+                  a dress.",
+        args: "eval --samples {out}/colour-blue-loss --classifier fashion-mnist-classifier --class \"red dress\"",
+        figures: &[],
+    },
+    Experiment {
+        name: "colour-red-dress-eval",
+        title: "The red dresses without the loss, measured",
+        caption: "The same numbers for the sixteen pictures drawn without the loss.",
+        args: "eval --samples {out}/colour-red-dress --classifier fashion-mnist-classifier --class \"red dress\"",
+        figures: &[],
+    },
 ];
 
 /// Every experiment of the tour: the physics and samplers, then every demo's steps.

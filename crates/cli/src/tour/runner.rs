@@ -48,15 +48,20 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// The arguments of an experiment: in quick mode, smaller samples and a tenth of the training.
+/// The arguments of an experiment: in quick mode, smaller samples, a tenth of the training and
+/// four pictures per prompt for a text-to-image model's judged prompts.
 fn arguments(e: &Experiment, quick: bool, out: &Path) -> Vec<String> {
     let words = words(&e.args.replace("{out}", &out.display().to_string()));
     let training = words.first().is_some_and(|w| w == "train");
+    let prompts =
+        words.first().is_some_and(|w| w == "eval") && words.iter().any(|w| w == "--model");
     let mut args = Vec::with_capacity(words.len());
     for (i, w) in words.iter().enumerate() {
         let after_steps = i > 0 && words[i - 1] == "--steps";
+        let after_n = i > 0 && words[i - 1] == "--n";
         args.push(match w.as_str() {
             "10000" | "4000" if quick => "2000".to_string(),
+            _ if quick && prompts && after_n => "4".to_string(),
             n if quick && training && after_steps => (n.parse::<usize>().unwrap_or(1000) / 10)
                 .max(100)
                 .to_string(),
