@@ -513,7 +513,18 @@ fn point_models_and_stable_diffusion_folders_are_served_like_the_command_line() 
         .iter()
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["image", "image", "points", "stable-diffusion"]);
+    // The two shipped image models, the shipped colour-fashion (a diffusers folder), then the
+    // folders given.
+    assert_eq!(
+        kinds,
+        [
+            "image",
+            "image",
+            "stable-diffusion",
+            "points",
+            "stable-diffusion"
+        ]
+    );
 
     let id = server
         .submit(json!({"model": "moons", "n": 200, "nfe": 10, "sampler": "euler", "seed": 3}));
