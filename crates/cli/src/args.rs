@@ -174,6 +174,9 @@ pub struct MetropolisArgs {
     pub common: Common,
 }
 
+/// T of `forward` and `undiffuse` when `--steps` is not given (seed 000's chains).
+pub const DEFAULT_STEPS: usize = 200;
+
 /// Options that pick data and a schedule.
 #[derive(Debug, Args, Clone)]
 pub struct DiffusionArgs {
@@ -185,9 +188,10 @@ pub struct DiffusionArgs {
     /// cosine, constant:BETA.
     #[arg(long, default_value = "linear:1e-4:0.02")]
     pub schedule: String,
-    /// T, the number of steps of the schedule.
-    #[arg(long, default_value_t = 200)]
-    pub steps: usize,
+    /// T, the number of steps of the schedule (default 200; 1000 for undiffuse --prior normal,
+    /// so that x_T is close to N(0, I)).
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Number of samples.
     #[arg(long, default_value_t = 10_000)]
     pub n: usize,

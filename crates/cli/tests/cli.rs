@@ -334,6 +334,52 @@ fn undiffusion_recovers_point_masses_and_a_gmm_file() {
     }
 }
 
+/// Issue 15: a user who asks for 10 evaluations and sets nothing else gets a fitted grid and
+/// samples that pass, on a 2-D mixture of unequal weights and widths where the Karras grid of
+/// the schedule's range gives a KS p below 1e-100; and --prior normal alone diffuses the data
+/// away (T = 1000), while 200 steps say why they cannot.
+#[test]
+fn ten_evaluations_with_default_flags_fit_their_grid() {
+    let dir = tmp("few-defaults");
+    let gmm = dir.join("unequal.json");
+    std::fs::write(
+        &gmm,
+        r#"{"weights":[0.5,0.3,0.2],"means":[[0,0],[3,1],[-1,3]],"stds":[0.5,0.1,0.25]}"#,
+    )
+    .unwrap();
+    let gmm = format!("gmm:{}", s(&gmm));
+    for sampler in ["unipc", "dpmpp-2m"] {
+        let out = dir.join(sampler);
+        #[rustfmt::skip]
+        ok(&["undiffuse", "--data", &gmm, "--prior", "normal", "--sampler", sampler,
+             "--nfe", "10", "--n", "3000", "--out", s(&out)]);
+        let sum = summary(&out);
+        assert_eq!(sum["steps"], 1000, "{sum}");
+        assert_eq!(sum["grid"], "fitted", "{sum}");
+        assert!(
+            sum["grid_choice"].as_str().unwrap().starts_with("fitted"),
+            "{sum}"
+        );
+        let p = sum["ks_vs_theory_p"].as_f64().unwrap();
+        assert!(p > LEVEL, "{sampler}, default grid: KS p = {p}");
+    }
+    // What the user chose is kept, and said.
+    let karras = dir.join("karras");
+    #[rustfmt::skip]
+    ok(&["undiffuse", "--data", &gmm, "--prior", "normal", "--sampler", "unipc", "--nfe", "10",
+         "--grid", "karras", "--n", "300", "--out", s(&karras)]);
+    assert_eq!(summary(&karras)["grid_choice"], "karras:7: given");
+    // N(0, I) is not x_200 of the default schedule: a warning, and the run still happens.
+    let short = dir.join("short");
+    #[rustfmt::skip]
+    let err = ok(&["undiffuse", "--data", &gmm, "--prior", "normal", "--steps", "200",
+                   "--sampler", "unipc", "--nfe", "30", "--n", "300", "--out", s(&short)]);
+    assert!(
+        err.contains("alpha-bar = 0.13") && err.contains("--steps 1000"),
+        "{err}"
+    );
+}
+
 /// Issue 4, acceptance 3 from the command line: a grid fitted to a mixture whose components are
 /// 35 and 70 of their widths apart lets UniPC sample it in 10 evaluations (the exponential and
 /// Karras grids do not); the fitted levels are written down, and given back they reproduce the

@@ -24,6 +24,7 @@ pub mod eval;
 mod fokker_planck;
 mod forward;
 mod generate;
+pub mod grid_choice;
 mod latent;
 mod likelihood;
 mod load;

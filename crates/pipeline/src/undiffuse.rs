@@ -11,7 +11,11 @@ use diffuse_data::Dataset;
 
 use crate::report::Report;
 use crate::run::{PILOT, Watch, fix, run_batches};
-use crate::{dataset, eval, positive, schedule};
+use crate::{dataset, eval, grid_choice, positive, schedule};
+
+/// Above this alpha-bar at the start, N(0, I) is visibly not the diffused data (the data's mean
+/// survives scaled by its square root: 0.1 of it here).
+const NOT_DIFFUSED_AWAY: f64 = 0.01;
 
 /// Where the reverse process starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +120,22 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
     for w in u.sampler.unused() {
         watch.warn(&w);
     }
+    let alpha_bar = sched.alpha_bar(from);
+    if u.prior == Prior::Normal && alpha_bar > NOT_DIFFUSED_AWAY {
+        watch.warn(&format!(
+            "x_{from} is drawn from N(0, I), but {} keeps alpha-bar = {alpha_bar:.3} of the data \
+             at step {from}: the samples can miss the data's law (more steps diffuse it away: \
+             --steps 1000)",
+            sched.name()
+        ));
+    }
     let noise = NoiseSource::new(u.seed);
     let dev = device::default_device();
     let exact = data.exact(u.reference, &noise)?;
     let den = exact.denoiser(&dev);
+    let nfe = u.sampler.budget(from - u.to)?;
+    let choice = grid_choice::for_mixture(&u.sampler, sampler, nfe, &exact, u.to);
+    let sampler = choice.sampler;
 
     // x_A for global rows `rows`: a given point, N(0, I), or data diffused to A in closed form.
     let mut start = |rows: std::ops::Range<u64>| -> Result<Tensor<2>> {
@@ -157,6 +173,9 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
     };
     let theory = data.analytic().map(|m| m.diffused(sched.alpha_bar(u.to)));
     let mut report = eval::against_marginal(&x, &reference, d, theory.as_ref(), u.to, &noise);
+    if let Some(why) = choice.why {
+        report.set("grid_choice", why);
+    }
     if u.to == 0 && d > 1 {
         report.extend(eval::excess_energy_report(&x, d, &data, &noise));
     }

@@ -16,13 +16,16 @@ def read(path, d):
 
 
 def test_exact_mixture_undiffusion(cli, tmp_path):
-    for data, d, extra, kw in [
+    for k, (data, d, extra, kw) in enumerate([
         ("delta:-1,1", 1, ["--sampler", "heun", "--nfe", "20"], {"sampler": "heun", "nfe": 20}),
         ("moons", 2, ["--sampler", "dpmpp-2m", "--nfe", "10", "--prior", "normal", "--steps", "1000"],
          {"sampler": "dpmpp-2m", "nfe": 10, "prior": "normal", "steps": 1000}),
         ("8gaussians", 2, ["--to", "50"], {"to": 50}),
-    ]:
-        out = tmp_path / data.replace(":", "_")
+        # The defaults of few steps from N(0, I): T = 1000 and a fitted grid, on both sides.
+        ("8gaussians", 2, ["--sampler", "unipc", "--nfe", "10", "--prior", "normal"],
+         {"sampler": "unipc", "nfe": 10, "prior": "normal"}),
+    ]):
+        out = tmp_path / f"{k}-{data.replace(':', '_')}"
         run(cli, "undiffuse", "--data", data, "--n", 700, "--seed", 4, *extra, "--out", out)
         u = diffuse.undiffuse(data, n=700, seed=4, progress=False, **kw)
         np.testing.assert_array_equal(u.x, read(out / "samples.csv", d), err_msg=data)

@@ -4,7 +4,7 @@ use anyhow::Result;
 use diffuse_pipeline::{Forward, diffuse};
 use diffuse_plot::Hist;
 
-use crate::args::ForwardArgs;
+use crate::args::{DEFAULT_STEPS, ForwardArgs};
 use crate::figures::{PathRecorder, density_map, histogram_with_theory, paths, scatter_vs, versus};
 use crate::output::Output;
 use crate::progress::Bars;
@@ -15,7 +15,7 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
     let request = Forward {
         data: p.data.clone(),
         schedule: p.schedule.clone(),
-        steps: p.steps,
+        steps: p.steps.unwrap_or(DEFAULT_STEPS),
         to: a.to,
         n: p.n,
         batch: p.batch,
@@ -35,7 +35,7 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
     let mut out = Output::new(&a.common, "forward")?;
     out.set("data", p.data.clone());
     out.set("schedule", sched.name());
-    out.set("steps", p.steps);
+    out.set("steps", p.steps.unwrap_or(DEFAULT_STEPS));
     out.set("to", to);
     out.set("n", n);
     out.set("seed", a.common.seed);

@@ -6,7 +6,7 @@ use diffuse_core::device;
 use diffuse_pipeline::{Prior, Undiffusion, undiffuse};
 use diffuse_plot::Hist;
 
-use crate::args::{PriorName, UndiffuseArgs};
+use crate::args::{DEFAULT_STEPS, PriorName, UndiffuseArgs};
 use crate::figures::{PathRecorder, density_map, guess_plot, histogram_with_theory, paths, versus};
 use crate::output::Output;
 use crate::progress::Bars;
@@ -21,17 +21,24 @@ fn parse_start(s: &str) -> Result<Vec<f64>> {
 /// `diffuse undiffuse`.
 pub fn run(a: &UndiffuseArgs) -> Result<()> {
     let p = &a.diffusion;
+    let prior = match (&a.start, a.prior) {
+        (Some(s), _) => Prior::Point(parse_start(s)?),
+        (None, PriorName::Normal) => Prior::Normal,
+        (None, PriorName::Diffused) => Prior::Diffused,
+    };
+    // N(0, I) stands for x_T only when the data are diffused away: 200 steps of the default
+    // linear schedule keep alpha-bar = 0.13, 1000 (DDPM's) keep 4e-5.
+    let steps = p.steps.unwrap_or(match prior {
+        Prior::Normal => 1000,
+        _ => DEFAULT_STEPS,
+    });
     let request = Undiffusion {
         data: p.data.clone(),
         schedule: p.schedule.clone(),
-        steps: p.steps,
+        steps,
         from: a.from,
         to: a.to,
-        prior: match (&a.start, a.prior) {
-            (Some(s), _) => Prior::Point(parse_start(s)?),
-            (None, PriorName::Normal) => Prior::Normal,
-            (None, PriorName::Diffused) => Prior::Diffused,
-        },
+        prior,
         n: p.n,
         batch: p.batch,
         sampler: a.sampling.spec()?,
@@ -54,7 +61,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     let mut out = Output::new(&a.common, "undiffuse")?;
     out.set("data", p.data.clone());
     out.set("schedule", u.schedule.name());
-    out.set("steps", p.steps);
+    out.set("steps", steps);
     out.set("sampler", name);
     out.report_settings(&u.fixed, &request.sampler);
     out.set("from", from);

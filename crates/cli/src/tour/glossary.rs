@@ -168,6 +168,12 @@ pub const ENTRIES: &[Entry] = &[
         verdict: false,
     },
     Entry {
+        key: "grid_choice",
+        note: "which sigma grid ran and why: at 20 evaluations or fewer an exact mixture's grid \
+               is fitted unless one was given",
+        verdict: false,
+    },
+    Entry {
         key: "energy_distance_floor",
         note: "the energy distance between two fresh draws of the data: what chance alone gives",
         verdict: false,

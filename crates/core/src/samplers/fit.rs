@@ -3,19 +3,20 @@
 //! spends steps where the data's flow is straight and too few where it bends: where the modes
 //! split (sigma near their spacing) and where each component takes its width (sigma near its
 //! standard deviation). Here the n - 1 free levels of an n-step grid (the first stays at
-//! sigma_max) are chosen to minimise the mean absolute distance between the sampler's end points
-//! and those of an accurate solve of the same ODE from the same pilot noise (the endpoint error
-//! of `diffuse converge`); the objective is a black box, minimised by Nelder-Mead in log sigma
-//! from the better of the exponential and Karras grids. On point masses every sample lands on
+//! sigma_max) are chosen to minimise the distance between the sampler's end points and those of
+//! an accurate solve of the same ODE from the same pilot noise ([`super::endpoints`]: where the
+//! samples sit in the reference's distribution, plus how far they are in its units); the
+//! objective is a black box, minimised by Nelder-Mead in log sigma from the better of the
+//! exponential and Karras grids. On point masses every sample lands on
 //! an atom, the error is flat between the grids that move a sample to another atom, and the fit
 //! keeps its start.
 //!
-//! Absolute, not squared: a pilot sample near the split between two modes that changes side
-//! contributes the whole spacing, and squared such samples dominate a pilot of a few hundred;
-//! the fit then tunes the grid to them. On the narrow 1-D mixture of the few-step tests (UniPC,
-//! 10 steps), squared error gave grids whose 10,000 fresh samples failed a KS test at 0.001 for
-//! 2 of 8 pilots of 256 samples and 1 of 8 of 1,024; absolute error for none of 16 and 16
-//! (smallest p 0.008 and 0.005).
+//! Absolute distances, not squared: a pilot sample near the split between two modes that changes
+//! side contributes the whole spacing, and squared such samples dominate a pilot of a few
+//! hundred; the fit then tunes the grid to them. On the narrow 1-D mixture of the few-step tests
+//! (UniPC, 10 steps), squared error gave grids whose 10,000 fresh samples failed a KS test at
+//! 0.001 for 2 of 8 pilots of 256 samples and 1 of 8 of 1,024; absolute error for none of 16 and
+//! 16 (smallest p 0.008 and 0.005).
 //!
 //! Only deterministic samplers are fitted: their end point is a function of the start, which is
 //! what the objective compares. The cost is some 10^4 to 10^5 evaluations of the whole pilot:
@@ -24,6 +25,7 @@
 
 use burn::tensor::Tensor;
 
+use super::endpoints::EndpointDistance;
 use super::{BatchNoise, GridKind, Sampler, SigmaMethod, SigmaRange, run, sigma_grid, silent};
 use crate::denoiser::Denoiser;
 use crate::error::{Result, invalid};
@@ -50,8 +52,8 @@ const ROUNDS: usize = 3;
 pub struct FittedGrid {
     /// The levels, one per step, decreasing (a run to 0 appends 0).
     pub sigmas: Vec<f64>,
-    /// Mean absolute end-point error per coordinate on the pilot, with the exponential grid of
-    /// the same range and steps.
+    /// The end points' distance to the reference solve's on the pilot
+    /// ([`super::endpoints`]), with the exponential grid of the same range and steps.
     pub error_exponential: f64,
     /// The same with the Karras grid (rho = 7).
     pub error_karras: f64,
@@ -63,17 +65,24 @@ pub struct FittedGrid {
 
 /// A grid is fitted by comparing end points, which only a deterministic sampler has.
 pub(crate) fn check_fittable(method: SigmaMethod) -> Result<()> {
-    let stochastic = match method {
-        SigmaMethod::EulerAncestral { eta } => eta > 0.0,
-        SigmaMethod::Heun(churn) => churn.s_churn > 0.0,
-        _ => false,
-    };
-    if stochastic {
+    if !method.is_deterministic() {
         return invalid(
             "a grid is fitted for deterministic samplers only (not euler-ancestral or heun with churn)",
         );
     }
     Ok(())
+}
+
+impl SigmaMethod {
+    /// Whether the end point is a function of the start (no noise is drawn on the way): what a
+    /// fitted grid needs.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            SigmaMethod::EulerAncestral { eta } => *eta <= 0.0,
+            SigmaMethod::Heun(churn) => churn.s_churn <= 0.0,
+            _ => true,
+        }
+    }
 }
 
 /// Fits the `steps` levels of `method`'s grid for runs from step `from` to 0 within `range`, on
@@ -138,6 +147,7 @@ pub fn fit_grid(
         reference_method,
         exact,
     )?;
+    let distance = EndpointDistance::new(&reference, pilot.dims()[1]);
     let levels =
         |p: &[f64]| -> Vec<f64> { [hi].into_iter().chain(p.iter().map(|v| v.exp())).collect() };
     let mut failure = None;
@@ -153,7 +163,7 @@ pub fn fit_grid(
             return f64::INFINITY;
         }
         match end(GridKind::Given(levels(p)), steps, method, SigmaRange::FULL) {
-            Ok(x) => mean_abs(&x, &reference),
+            Ok(x) => distance.distance(&x),
             Err(e) => {
                 failure.get_or_insert(e);
                 f64::INFINITY
@@ -205,16 +215,6 @@ pub fn fit_grid(
         error_fitted: best,
         nfe,
     })
-}
-
-/// The mean absolute difference per coordinate, as `diffuse converge` reports endpoint error.
-fn mean_abs(a: &[f64], b: &[f64]) -> f64 {
-    let s: f64 = a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum();
-    if s.is_finite() {
-        s / a.len() as f64
-    } else {
-        f64::INFINITY
-    }
 }
 
 #[cfg(test)]

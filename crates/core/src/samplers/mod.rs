@@ -4,6 +4,7 @@
 
 mod ddim;
 mod ddpm;
+mod endpoints;
 pub mod fit;
 pub mod grid;
 pub mod karras;

@@ -133,7 +133,7 @@ class Undiffused:
 def undiffuse(
     data: str,
     schedule: str = "linear:1e-4:0.02",
-    steps: int = 200,
+    steps: Optional[int] = None,
     from_: Optional[int] = None,
     to: int = 0,
     prior: str = "diffused",
@@ -154,8 +154,11 @@ def undiffuse(
     GuessZ; seed 004's reverse SDE and ODE). Every argument is the command line's option of the
     same name with the same default (the sampler ddpm), and the same seed gives the same numbers.
     ``prior`` is ``diffused`` (data diffused to A) or ``normal``; ``start`` puts every sample
-    at one point."""
+    at one point. ``steps`` is T: 200 by default, 1000 with ``prior="normal"`` (so that x_T is
+    close to N(0, I))."""
     opts = _checks.sampler(sampler, nfe, grid, options)
+    if steps is None:
+        steps = 1000 if prior == "normal" and start is None else 200
     if start is not None:
         start = [float(v) for v in np.asarray(start, dtype=float).ravel()]
         if not all(np.isfinite(start)):
