@@ -97,14 +97,14 @@ impl ShippedPipeline {
     /// under a temporary name and renamed, so an interrupted unpacking is never read).
     pub fn unpack_in(&self, cache: &Path) -> anyhow::Result<PathBuf> {
         use anyhow::Context;
-        let dir = cache.join(format!("{}-{:016x}", self.name, self.digest()));
+        let digest = self.digest();
+        let dir = cache.join(format!("{}-{digest:016x}", self.name));
         if dir.join("model_index.json").is_file() {
             return Ok(dir);
         }
         let tmp = cache.join(format!(
-            ".{}-{:016x}.{}",
+            ".{}-{digest:016x}.{}",
             self.name,
-            self.digest(),
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {

@@ -36,18 +36,14 @@ fn judged(sd: &StableDiffusion, prompt: &str, pair: &str, n: usize, dir: &Path) 
     let out = generate(sd, &request, &mut Silent).unwrap();
     let [k, c, h, w] = out.images.dims();
     assert_eq!([k, c, h, w], [n, 3, 32, 32]);
-    let v: Vec<f32> = out.images.into_data().try_to_vec::<f32>().unwrap();
     std::fs::create_dir_all(dir.join("images")).unwrap();
-    for i in 0..n {
-        let mut rgb = vec![0u8; h * w * 3];
-        for ch in 0..3 {
-            for p in 0..h * w {
-                let x = v[((i * 3 + ch) * h * w) + p];
-                rgb[p * 3 + ch] = (x.clamp(0.0, 1.0) * 255.0).round() as u8;
-            }
-        }
+    for (i, rgb) in diffuse_pipeline::sd::to_rgb8(&out.images)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let path = dir.join("images").join(format!("{i:04}.png"));
-        diffuse_data::images::write_png(&path, &rgb, w, h, 3).unwrap();
+        diffuse_data::images::write_png(&path, rgb, w, h, 3).unwrap();
     }
     let r = judge_colour_images(dir, Some(pair), Path::new("fashion-mnist-classifier")).unwrap();
     let get = |k: &str| r.get(k).and_then(|v| v.as_f64()).unwrap();

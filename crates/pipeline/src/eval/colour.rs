@@ -173,3 +173,52 @@ pub fn judge_colour_images(
     }
     judge.judge(&pictures, asked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A black 32x32 picture with `n` pixels of `rgb` from pixel `at` on.
+    fn picture(at: usize, n: usize, rgb: [u8; 3]) -> Vec<u8> {
+        let mut p = vec![0u8; SIZE * SIZE * 3];
+        for i in at..at + n {
+            p[3 * i..3 * i + 3].copy_from_slice(&rgb);
+        }
+        p
+    }
+
+    #[test]
+    fn the_items_mean_colour_counts_item_pixels_only() {
+        let judge = ColourJudge::load(Path::new("fashion-mnist-classifier")).unwrap();
+        // Ten pixels of (200, 0, 100) and five dim ones below the item level (background), then
+        // twenty of (100, 0, 100): the items' mean is (133.3, 0, 100) / 255, blue-to-red 0.75.
+        let mut a = picture(100, 10, [200, 0, 100]);
+        let dim = ITEM_LEVEL - 1;
+        for i in 300..305 {
+            a[3 * i..3 * i + 3].copy_from_slice(&[dim, dim, dim]);
+        }
+        let b = picture(400, 20, [100, 0, 100]);
+        let r = judge.judge(&[a, b], None).unwrap();
+        let mean: Vec<f64> =
+            serde_json::from_value(r.get("item_mean_rgb").unwrap().clone()).unwrap();
+        let want = [
+            (10.0 * 200.0 + 20.0 * 100.0) / 30.0 / 255.0,
+            0.0,
+            100.0 / 255.0,
+        ];
+        for (m, w) in mean.iter().zip(want) {
+            assert!((m - w).abs() < 1e-12, "{mean:?}");
+        }
+        let ratio = r.get("blue_to_red").and_then(Value::as_f64).unwrap();
+        assert!((ratio - 0.75).abs() < 1e-12, "{ratio}");
+        let classes = r.get("class_counts").unwrap().as_object().unwrap();
+        assert_eq!(
+            classes.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+            2
+        );
+        // All black: no item, no colour measure; a picture of the wrong size is refused.
+        let r = judge.judge(&[vec![0u8; SIZE * SIZE * 3]], None).unwrap();
+        assert!(r.get("blue_to_red").is_none());
+        assert!(judge.judge(&[vec![0u8; 12]], None).is_err());
+    }
+}
