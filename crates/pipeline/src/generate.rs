@@ -197,6 +197,9 @@ impl Samples {
         let mut out = Report::new();
         out.set("sampler", request.sampler.name.as_str());
         out.settings(self.fixed.describe(&request.sampler));
+        if let Some(why) = crate::grid_choice::for_model(&request.sampler, &self.fixed.sampler) {
+            out.set("grid_choice", why);
+        }
         let (label, prompt) = match &request.ask {
             Ask::Nothing => (None, None),
             Ask::Label(l) => (Some(l.as_str()), None),
