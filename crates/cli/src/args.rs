@@ -99,6 +99,36 @@ pub struct Common {
     pub force: bool,
 }
 
+/// Where a command computes.
+#[derive(Debug, Args, Clone)]
+pub struct DeviceArgs {
+    /// Compute device: auto (the best this build has: a GPU when built with the wgpu or cuda
+    /// feature), cpu, wgpu, wgpu:N (the N-th discrete GPU), cuda or cuda:N. Exact denoisers
+    /// compute in f64 on the CPU and hand their results to the device.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl DeviceArgs {
+    /// The device named, or a one-line error naming what this build can run on.
+    pub fn device(&self) -> anyhow::Result<burn::tensor::Device> {
+        Ok(diffuse_core::device::parse(&self.device)?)
+    }
+
+    /// The device's name for summary.json: what `auto` chose, or what was asked for.
+    pub fn name(&self) -> &str {
+        match self.device.as_str() {
+            "auto" => diffuse_core::device::default_name(),
+            other => other,
+        }
+    }
+
+    /// Whether the CPU was asked for, or is what `auto` gives.
+    pub fn is_cpu(&self) -> anyhow::Result<bool> {
+        Ok(self.device()? == diffuse_core::device::cpu())
+    }
+}
+
 /// Options of chains.
 #[derive(Debug, Args, Clone)]
 pub struct ChainArgs {
@@ -347,6 +377,8 @@ pub struct UndiffuseArgs {
     #[arg(long, default_value_t = 2000)]
     pub reference: usize,
     #[command(flatten)]
+    pub compute: DeviceArgs,
+    #[command(flatten)]
     pub common: Common,
 }
 
@@ -582,6 +614,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub vae: Option<String>,
     #[command(flatten)]
+    pub compute: DeviceArgs,
+    #[command(flatten)]
     pub common: Common,
 }
 
@@ -628,6 +662,8 @@ pub struct SampleArgs {
     pub sampling: SamplerArgs,
     #[command(flatten)]
     pub sd: SdArgs,
+    #[command(flatten)]
+    pub compute: DeviceArgs,
     #[command(flatten)]
     pub common: Common,
 }
@@ -743,6 +779,8 @@ pub struct BenchArgs {
     /// a downloaded Stable Diffusion).
     #[arg(long)]
     pub sd_images: Option<usize>,
+    #[command(flatten)]
+    pub compute: DeviceArgs,
     #[command(flatten)]
     pub common: Common,
 }

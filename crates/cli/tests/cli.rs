@@ -1840,3 +1840,33 @@ fn a_lying_config_is_refused_naming_the_field() {
         );
     }
 }
+
+/// `--device` names a backend this build has, or the command stops before writing anything,
+/// saying which feature adds it; what is not a device at all is refused with the list.
+#[test]
+fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
+    let dir = tmp("device");
+    let out = dir.join("out");
+    let commands: [&[&str]; 4] = [
+        &["train", "--data", "spiral", "--steps", "5"],
+        &["sample", "--model", "fashion-mnist", "--n", "2"],
+        &["undiffuse", "--data", "8gaussians", "--n", "10"],
+        &["bench", "--train-steps", "1", "--unet-steps", "0"],
+    ];
+    for command in commands {
+        for (device, says) in [
+            ("cuda:1", "--features cuda"),
+            ("tpu", "not a device (one of: auto, cpu"),
+        ] {
+            if device.starts_with("cuda") && cfg!(feature = "cuda") {
+                continue;
+            }
+            let mut args = command.to_vec();
+            args.extend(["--device", device, "--out", s(&out)]);
+            let err = fails(&args);
+            assert!(err.contains(&format!("--device {device}")), "{err}");
+            assert!(err.contains(says), "{err}");
+            assert!(!out.exists(), "{} wrote {}", command[0], out.display());
+        }
+    }
+}

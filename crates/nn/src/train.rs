@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use diffuse_core::{NoiseSource, Schedule, Stream, Target};
@@ -97,6 +98,18 @@ pub struct TrainConfig {
     /// For a prompt-conditioned model: the sentence embeddings of each class's captions; each
     /// sample is shown one of its class's captions, drawn at random.
     pub prompts: Vec<Vec<Vec<f32>>>,
+    /// Where to train (its autodiff form is used); the batches are drawn on the host and copied
+    /// there, so the same seed draws the same batches on every device.
+    pub device: Device,
+}
+
+/// Touches every weight, so that a lazily initialised one is drawn now.
+struct Materialise;
+
+impl ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
 }
 
 /// A batch of training data: standardised row-major samples and, for a conditional model,
@@ -141,9 +154,22 @@ pub fn train(
             "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
         ));
     }
-    let device = Device::flex().autodiff();
+    let device = train.device.clone().autodiff();
     device.seed(train.seed);
-    let mut model = start.unwrap_or_else(|| config.init(&device));
+    // A new model's weights are drawn on the CPU and moved: each backend has its own random
+    // generator, and the same seed must give the same model wherever it trains.
+    let mut model = match start {
+        Some(m) => m.fork(&device),
+        None => {
+            let host = Device::flex().autodiff();
+            host.seed(train.seed);
+            let m = config.init(&host);
+            // burn initialises weights lazily, on first use, where the model then is: draw them
+            // here before the move.
+            m.visit(&mut Materialise);
+            m.fork(&device)
+        }
+    };
     config.validate()?;
     if let Some(w) = train.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {
         return Err(NnError::Invalid(format!(

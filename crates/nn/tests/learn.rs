@@ -93,6 +93,7 @@ fn training_learns_and_checkpoints_round_trip() {
         label_dropout: 0.0,
         prompts: vec![],
         target: diffuse_core::Target::Eps,
+        device: diffuse_core::device::cpu(),
     };
     let mut losses = vec![];
     let model = train(

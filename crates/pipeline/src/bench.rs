@@ -7,13 +7,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::module::Module;
+use burn::tensor::Device;
 use diffuse_core::samplers::{
     self, BatchNoise, GridKind, Sampler, SigmaMethod, SigmaRange, Variance,
 };
 use diffuse_core::tensor::to_vec;
-use diffuse_core::{
-    Clipped, Condition, Denoiser, Guided, NoiseSource, Schedule, Stream, Target, device,
-};
+use diffuse_core::{Clipped, Condition, Denoiser, Guided, NoiseSource, Schedule, Stream, Target};
 use diffuse_data::Dataset;
 use diffuse_nn::{
     Activation, LearnedDenoiser, MlpConfig, ModelConfig, TimeEncoding, TrainConfig, UNetConfig,
@@ -40,6 +39,8 @@ pub struct BenchRun {
     pub unet_channels: usize,
     /// Seed.
     pub seed: u64,
+    /// Where to train and sample.
+    pub device: Device,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -47,7 +48,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn train_config(steps: usize, batch: usize, seed: u64) -> TrainConfig {
+fn train_config(steps: usize, batch: usize, seed: u64, device: &Device) -> TrainConfig {
     TrainConfig {
         steps,
         batch,
@@ -58,6 +59,7 @@ fn train_config(steps: usize, batch: usize, seed: u64) -> TrainConfig {
         label_dropout: 0.0,
         prompts: vec![],
         target: Target::Eps,
+        device: device.clone(),
     }
 }
 
@@ -71,8 +73,8 @@ fn time_sampling(
     d: usize,
     repeats: usize,
     noise: &NoiseSource,
+    dev: &Device,
 ) -> Result<f64> {
-    let dev = device::default_device();
     let mut times = vec![];
     for _ in 0..repeats {
         let batch = BatchNoise::new(*noise, 0..n as u64);
@@ -81,7 +83,7 @@ fn time_sampling(
             sampler,
             den,
             sched,
-            batch.prior(d, &dev),
+            batch.prior(d, dev),
             1000,
             0,
             &batch,
@@ -128,7 +130,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
             clip: Some(1.0),
             label_dropout: 0.1,
             prompts: prompts.clone(),
-            ..train_config(b.unet_steps, 64, b.seed)
+            ..train_config(b.unet_steps, 64, b.seed, &b.device)
         };
         let start = Instant::now();
         let m = diffuse_nn::train(
@@ -145,8 +147,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         rates.push(b.unet_steps as f64 / start.elapsed().as_secs_f64());
         model = Some(m);
     }
-    let dev = device::default_device();
-    let model = model.map_or_else(|| cfg.init(&dev), |m| m.valid());
+    let model = model.map_or_else(|| cfg.init(&b.device), |m| m.valid());
     let learned = LearnedDenoiser::with_text(model, d, 1000, 384);
     let prompt = Condition::Vector(prompts[3][0].clone());
     let den = Clipped::new(Guided::new(&learned, prompt, 3.0), -1.0, 1.0);
@@ -156,7 +157,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         steps: 20,
         range: SigmaRange::FULL,
     };
-    let seconds = time_sampling(&chosen, &den, &sched, 100, d, b.repeats, noise)?;
+    let seconds = time_sampling(&chosen, &den, &sched, 100, d, b.repeats, noise, &b.device)?;
     Ok((median(rates), seconds))
 }
 
@@ -184,7 +185,7 @@ pub fn bench(b: &BenchRun, say: &mut dyn FnMut(String)) -> Result<Report> {
         positive("--batches", size)?;
         let mut rates = vec![];
         for _ in 0..b.repeats {
-            let tc = train_config(b.train_steps, size, b.seed);
+            let tc = train_config(b.train_steps, size, b.seed, &b.device);
             let start = Instant::now();
             let m = diffuse_nn::train(
                 &cfg.clone().into(),
@@ -204,15 +205,19 @@ pub fn bench(b: &BenchRun, say: &mut dyn FnMut(String)) -> Result<Report> {
         say(format!("train, batch {size}: {r:.0} steps/s"));
         train.insert(size.to_string(), json!(r));
     }
-    let dev = device::default_device();
     let den = LearnedDenoiser::new(
-        model.map_or_else(|| ModelConfig::from(cfg.clone()).init(&dev), |m| m.valid()),
+        model.map_or_else(
+            || ModelConfig::from(cfg.clone()).init(&b.device),
+            |m| m.valid(),
+        ),
         2,
         1000,
         0,
     );
     let ddpm = Sampler::Ddpm(Variance::Beta);
-    let t = time_sampling(&ddpm, &den, &sched, b.sample_n, 2, b.repeats, &noise)?;
+    let t = time_sampling(
+        &ddpm, &den, &sched, b.sample_n, 2, b.repeats, &noise, &b.device,
+    )?;
     say(format!(
         "sample {} points, 1000 DDPM steps: {t:.2} s",
         b.sample_n

@@ -278,7 +278,7 @@ pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Res
     request.check()?;
     let n = request.n;
     let (groups, truncated) = groups(model, &request.ask, watch)?;
-    let (d, t, dev) = (model.dim(), model.record.steps, device::cpu());
+    let (d, t, dev) = (model.dim(), model.record.steps, model.device.clone());
     // The samples of every group, and the copies made while writing them.
     crate::budget::check(
         &format!("--n {n}"),

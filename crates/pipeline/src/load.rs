@@ -21,6 +21,8 @@ pub struct Loaded {
     pub schedule: Schedule,
     /// Where it came from: a folder, or the name of a shipped model.
     pub source: PathBuf,
+    /// Where its weights live and its samples are drawn.
+    pub device: Device,
 }
 
 /// Loads a model folder written by `diffuse train`, or a shipped model by name, on the CPU.
@@ -57,6 +59,7 @@ pub fn load_on(path: &Path, dev: &Device) -> Result<Loaded> {
         record,
         schedule,
         source: path.to_path_buf(),
+        device: dev.clone(),
     })
 }
 

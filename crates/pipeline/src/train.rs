@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::tensor::Device;
 use diffuse_core::{NoiseSource, Target, device};
 use diffuse_data::captions::captions;
 use diffuse_nn::{
@@ -82,6 +83,8 @@ pub struct TrainRun {
     pub vae: Option<String>,
     /// Seed of all randomness.
     pub seed: u64,
+    /// Where to train ([`device::parse`]); MLPs and pixel UNets only so far.
+    pub device: Device,
 }
 
 /// The KL weight of latent diffusion's KL-f8 autoencoder (against per-image sums of squared
@@ -117,6 +120,7 @@ impl TrainRun {
             kl_weight: KL_WEIGHT,
             vae: None,
             seed: 0,
+            device: device::default_device(),
         }
     }
 }
@@ -178,6 +182,13 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
             steps: run.timesteps,
         }),
         "unet" => None,
+        "vae" | "latent" if run.device != device::cpu() => {
+            bail!(
+                "--model {} trains on the CPU only so far (not --device {:?})",
+                run.model,
+                run.device
+            )
+        }
         "vae" => return crate::vae::train(run, dir, watch),
         "latent" => return crate::latent::train(run, dir, watch),
         other => {
@@ -244,7 +255,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     let noise = NoiseSource::new(run.seed);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-    let dev = device::cpu().autodiff();
+    let dev = run.device.clone().autodiff();
     let (mut model, mut record, mut ema) = if run.resume {
         let (m, r) = diffuse_nn::load(dir, &dev).context("--resume")?;
         if r.ema != run.ema {
@@ -352,6 +363,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         label_dropout: run.label_dropout,
         prompts: prompts.clone(),
         target: run.target,
+        device: run.device.clone(),
     };
     // Each checkpoint, one unit: the weights to sample with (the average, with --ema), the
     // trained weights (with --ema), config.json and the loss history up to it.

@@ -3,10 +3,10 @@
 //! is judged against.
 
 use anyhow::{Result, bail};
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use diffuse_core::samplers::{BatchNoise, Fixed, SamplerSpec};
 use diffuse_core::tensor::{from_flat, to_vec};
-use diffuse_core::{Mixture, NoiseSource, Schedule, device, forward};
+use diffuse_core::{Mixture, NoiseSource, Schedule, forward};
 use diffuse_data::Dataset;
 
 use crate::report::Report;
@@ -53,6 +53,9 @@ pub struct Undiffusion {
     pub reference: usize,
     /// Seed of all randomness.
     pub seed: u64,
+    /// Where the samples are drawn (the exact denoiser computes in f64 on the CPU and hands its
+    /// results over).
+    pub device: Device,
 }
 
 /// What an undiffusion produced.
@@ -130,7 +133,7 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
         ));
     }
     let noise = NoiseSource::new(u.seed);
-    let dev = device::default_device();
+    let dev = u.device.clone();
     let exact = data.exact(u.reference, &noise)?;
     let den = exact.denoiser(&dev);
     let nfe = u.sampler.budget(from - u.to)?;

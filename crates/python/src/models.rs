@@ -122,6 +122,7 @@ pub fn train_model<'py>(
         kl_weight: diffuse_pipeline::KL_WEIGHT,
         vae: None,
         seed: o.seed,
+        device: device::default_device(),
     };
     let raised = Raised::default();
     let trained = detached(py, progress, &raised, |w| train(&run, &out, w))?;

@@ -160,6 +160,7 @@ pub fn undiffuse_data<'py>(
         sampler: options.spec(SamplerName::Ddpm, None).py()?,
         reference,
         seed,
+        device: diffuse_core::device::default_device(),
     };
     let raised = Raised::default();
     let u = detached(py, progress, &raised, |w| undiffuse(&request, w))?;

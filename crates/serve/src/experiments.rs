@@ -323,6 +323,7 @@ pub fn undiffusion(q: &Diffusion, limits: &Limits) -> Result<Value> {
         sampler: spec,
         reference: 2000,
         seed: q.seed,
+        device: device::default_device(),
     };
     let mut paths = Paths::new(PATHS.min(q.n));
     let run = undiffuse(&u, &mut paths).map_err(strip_flags)?;

@@ -1,7 +1,7 @@
 //! `diffuse bench`: the pipeline's timing protocol (seed 003's MLP and the shipped UNet's
 //! architecture); bench/run.sh runs the same in PyTorch on the same machine and prints ratios.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use diffuse_pipeline::bench::{BenchRun, bench};
 use diffuse_pipeline::sd::StableDiffusion;
 use diffuse_pipeline::sd::bench::time;
@@ -12,6 +12,12 @@ use crate::output::Output;
 /// `diffuse bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.sd {
+        if !a.compute.is_cpu()? {
+            bail!(
+                "--device {}: Stable Diffusion runs on the CPU only so far",
+                a.compute.device
+            );
+        }
         let folder = diffuse_pipeline::shipped::model_folder(dir)?;
         let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
             .with_context(|| format!("--sd {}", dir.display()))?;
@@ -45,9 +51,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         unet_steps: a.unet_steps,
         unet_channels: a.unet_channels,
         seed: a.common.seed,
+        device: a.compute.device()?,
     };
     let report = bench(&run, &mut |line| eprintln!("{line}"))?;
     let mut out = Output::new(&a.common, "bench")?;
     out.report(report);
+    out.set("device", a.compute.name());
     out.finish_and_print()
 }

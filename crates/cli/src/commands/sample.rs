@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use diffuse_core::tensor::to_vec;
 use diffuse_nn::Conditioning;
-use diffuse_pipeline::{Ask, Request, eval, generate, load};
+use diffuse_pipeline::{Ask, Request, eval, generate, load_on};
 
 use crate::args::SampleArgs;
 use crate::figures::{PathRecorder, animate, guess_plot, paths, versus, write_images};
@@ -16,12 +16,18 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     // A diffusers folder, or a shipped one (colour-fashion), runs as Stable Diffusion.
     let folder = diffuse_pipeline::shipped::model_folder(&a.model)?;
     if diffuse_pipeline::sd::is_pipeline(&folder) {
+        if !a.compute.is_cpu()? {
+            bail!(
+                "--device {}: Stable Diffusion and the latent models run on the CPU only so far",
+                a.compute.device
+            );
+        }
         return super::sd::run(a, &folder);
     }
     if let Some(flag) = a.sd.given().first() {
         bail!("{flag} is for Stable Diffusion folders (with model_index.json)");
     }
-    let model = load(&a.model)?;
+    let model = load_on(&a.model, &a.compute.device()?)?;
     // Flags that mean nothing for this model are refused, not ignored.
     if a.animate && model.image_shape().is_none() {
         bail!(
@@ -152,6 +158,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     }
     out.set("model", a.model.display().to_string());
     out.report(samples.report(&request));
+    out.set("device", a.compute.name());
     if !samples.labels.is_empty() {
         // The class each sample was asked for, for `diffuse eval --classifier`.
         let mut s = String::from("label\n");

@@ -36,11 +36,13 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         kl_weight: a.kl_weight,
         vae: a.vae.clone(),
         seed: a.common.seed,
+        device: a.compute.device()?,
     };
     let mut out = Output::for_training(&a.common, a.resume)?;
     let trained = train(&run, &out.path(""), &mut Bars::new())?;
     loss_plot(&out.path("loss.png"), &trained.losses)?;
     out.report(trained.report);
+    out.set("device", a.compute.name());
     out.finish()?;
     Ok(())
 }

@@ -44,6 +44,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
         sampler: a.sampling.spec()?,
         reference: a.reference,
         seed: a.common.seed,
+        device: a.compute.device()?,
     };
     // Paths of the first samples (drawn in 1-D).
     let mut recorder = PathRecorder::new(p.trajectories.min(p.n));
@@ -82,6 +83,7 @@ pub fn run(a: &UndiffuseArgs) -> Result<()> {
     }
     out.samples(&u.x, d)?;
     out.report(u.report.clone());
+    out.set("device", a.compute.name());
     versus(
         &out.path("compare.png"),
         &out.path("scatter.png"),
