@@ -1,7 +1,7 @@
 //! `diffuse bench`: the pipeline's timing protocol (seed 003's MLP and the shipped UNet's
 //! architecture); bench/run.sh runs the same in PyTorch on the same machine and prints ratios.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use diffuse_pipeline::bench::{BenchRun, bench};
 use diffuse_pipeline::sd::StableDiffusion;
 use diffuse_pipeline::sd::bench::time;
@@ -12,12 +12,7 @@ use crate::output::Output;
 /// `diffuse bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.sd {
-        if !a.compute.is_cpu()? {
-            bail!(
-                "--device {}: Stable Diffusion runs on the CPU only so far",
-                a.compute.device
-            );
-        }
+        a.compute.cpu_only("Stable Diffusion")?;
         let folder = diffuse_pipeline::shipped::model_folder(dir)?;
         let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
             .with_context(|| format!("--sd {}", dir.display()))?;

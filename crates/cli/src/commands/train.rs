@@ -36,13 +36,17 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         kl_weight: a.kl_weight,
         vae: a.vae.clone(),
         seed: a.common.seed,
-        device: a.compute.device()?,
+        device: match a.model.as_str() {
+            "vae" | "latent" => a.compute.cpu_only(&format!("--model {}", a.model))?,
+            _ => a.compute.device()?,
+        },
     };
     let mut out = Output::for_training(&a.common, a.resume)?;
     let trained = train(&run, &out.path(""), &mut Bars::new())?;
     loss_plot(&out.path("loss.png"), &trained.losses)?;
     out.report(trained.report);
-    out.set("device", a.compute.name());
+    let on_cpu = run.device == diffuse_core::device::cpu();
+    out.set("device", if on_cpu { "cpu" } else { a.compute.name() });
     out.finish()?;
     Ok(())
 }
