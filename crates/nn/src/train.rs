@@ -158,7 +158,10 @@ pub fn train(
     device.seed(train.seed);
     // A new model's weights are drawn on the CPU and moved: each backend has its own random
     // generator, and the same seed must give the same model wherever it trains.
+    let on_cpu = train.device == Device::flex();
     let mut model = match start {
+        Some(m) if on_cpu => m,
+        None if on_cpu => config.init(&device),
         Some(m) => m.fork(&device),
         None => {
             let host = Device::flex().autodiff();

@@ -138,7 +138,9 @@ pub fn train_model<'py>(
 /// A trained model, loaded from its folder or by a shipped name.
 #[pyclass(module = "diffuse._diffuse")]
 pub struct NativeModel {
-    model: Loaded,
+    /// Boxed: a `Loaded` holds burn's `Device`, aligned to 64 bytes, and Python allocates a
+    /// class's objects at 16 (pyo3 stops with a misaligned pointer otherwise).
+    model: Box<Loaded>,
 }
 
 #[pymethods]
@@ -146,7 +148,9 @@ impl NativeModel {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let model = py.detach(|| load(&path)).py()?;
-        Ok(Self { model })
+        Ok(Self {
+            model: Box::new(model),
+        })
     }
 
     /// The dimension of a sample.
