@@ -3,6 +3,12 @@
 //! commit 8fcb4d3 (before the pipeline layer) wrote. The fingerprints below were printed by that
 //! binary:
 //! `DIFFUSE_BIN=<old diffuse> DIFFUSE_PRINT=1 cargo test -p diffuse-cli --test unchanged -- --nocapture`.
+//!
+//! The matrix kernels (gemm, pulp) choose their code at run time by the CPU's vector width, and
+//! different kernels round differently, so the bytes are the same on one kind of CPU, not on
+//! every kind. Where a second fingerprint is listed, it is what commit 69324f1 printed on an
+//! AVX2-only AMD EPYC (no AVX-512); that commit printed the first fingerprint of every line on
+//! the machine the first fingerprints came from.
 
 mod common;
 
@@ -27,7 +33,7 @@ fn outputs(dir: &Path) -> Vec<PathBuf> {
 /// Runs each command line (`{dir}` stands for the test's folder, `~` for a space within a
 /// word; a line without `--out` writes to `{dir}/out`) and checks the fingerprint of the last
 /// one's outputs.
-fn check(name: &str, lines: &[&str], want: u64) {
+fn check(name: &str, lines: &[&str], want: &[u64]) {
     let dir = tmp(name);
     let out = dir.join("out");
     for line in lines {
@@ -43,7 +49,10 @@ fn check(name: &str, lines: &[&str], want: u64) {
     if std::env::var_os("DIFFUSE_PRINT").is_some() {
         println!("{name}: {got:#018x}");
     } else {
-        assert_eq!(got, want, "{name}: the outputs changed");
+        assert!(
+            want.contains(&got),
+            "{name}: the outputs changed: fingerprint {got:#018x}, want one of {want:#018x?}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -59,34 +68,34 @@ fn undiffusing_8gaussians_gives_the_same_samples() {
         (
             "dpmpp-2m",
             "--steps 1000 --sampler dpmpp-2m --nfe 10 --grid karras",
-            0xd8a54a9afd9da1b9u64,
+            &[0xd8a54a9afd9da1b9u64][..],
         ),
         (
             "unipc-fitted",
             "--steps 1000 --sampler unipc --nfe 8 --grid fitted",
-            0x60fd9e0864f0708f,
+            &[0x60fd9e0864f0708f],
         ),
         (
             "heun-batches",
             "--steps 1000 --sampler heun --nfe 9 --batch 400 --grid karras",
-            0xc56497fa3a62179b,
+            &[0xc56497fa3a62179b],
         ),
         (
             "euler-ancestral",
             "--steps 1000 --sampler euler-ancestral --nfe 20",
-            0x1746cd6628466351,
+            &[0x1746cd6628466351],
         ),
         (
             "ddim",
             "--steps 1000 --sampler ddim --nfe 10 --eta 0.5",
-            0x3b80f5fe3dcba865,
+            &[0x3b80f5fe3dcba865],
         ),
         (
             "ode",
             "--steps 1000 --sampler ode --batch 700",
-            0x3d08a7b5d2c05ec3,
+            &[0x3d08a7b5d2c05ec3, 0xa83e9c52d9a03cae],
         ),
-        ("ddpm", "--sampler ddpm --steps 200", 0x5e36d5fb05294480),
+        ("ddpm", "--sampler ddpm --steps 200", &[0x5e36d5fb05294480]),
     ] {
         check(name, &[&format!("{base} {sampler}")], want);
     }
@@ -103,12 +112,12 @@ fn a_trained_spiral_model_gives_the_same_samples() {
         (
             "spiral-dpmpp",
             "sample --model {dir}/model --n 500 --sampler dpmpp-2m --nfe 20",
-            0x4a40702b29afff1fu64,
+            &[0x4a40702b29afff1f],
         ),
         (
             "spiral-ddpm",
             "sample --model {dir}/model --n 500 --batch 128 --seed 4",
-            0x46b0b69caff76bb9,
+            &[0x46b0b69caff76bb9],
         ),
     ] {
         check(name, &[train, sample], want);
@@ -120,7 +129,7 @@ fn a_trained_spiral_model_gives_the_same_samples() {
             sign,
             "sample --model {dir}/model --prompt left --guidance 2 --n 300 --sampler euler --nfe 15",
         ],
-        0x0bcc2fc8f1eb6c4f,
+        &[0x0bcc2fc8f1eb6c4f, 0x606e5a8ed2d1ec48],
     );
 }
 
@@ -131,13 +140,13 @@ fn the_shipped_image_model_draws_the_same_images() {
         &[
             "sample --model fashion-mnist --label all --n 3 --sampler dpmpp-2m --nfe 10 --guidance 3",
         ],
-        0x765f80da9c0db6d6,
+        &[0x765f80da9c0db6d6, 0x361df1c95cdb8c83],
     );
     check(
         "fashion-prompt",
         &[
             "sample --model fashion-mnist --prompt a~shoe~for~running --n 4 --sampler unipc --nfe 8 --guidance 3 --animate",
         ],
-        0x65febada2cac16da,
+        &[0x65febada2cac16da, 0xfba1adffe08f1c74],
     );
 }
