@@ -92,6 +92,33 @@ pub fn parse(spec: &str) -> Result<Device> {
     }
 }
 
+/// `n` devices of the kind `spec` names, for data parallelism: the CPU, or wgpu's default
+/// adapter, `n` times (their shares of a batch are then computed side by side on the one
+/// device, which checks the arithmetic without a second one); `kind:i` gives `kind:i` to
+/// `kind:i+n-1`; `cuda` counts from `cuda:0`.
+pub fn several(spec: &str, n: usize) -> Result<Vec<Device>> {
+    if n == 0 {
+        return invalid("--devices must be at least 1");
+    }
+    let spec = if spec == "auto" { default_name() } else { spec };
+    match spec.split_once(':') {
+        Some((kind, i)) => {
+            let first: usize = match i.parse() {
+                Ok(i) => i,
+                Err(_) => return parse(spec).map(|d| vec![d]),
+            };
+            (first..first + n)
+                .map(|k| parse(&format!("{kind}:{k}")))
+                .collect()
+        }
+        None if spec == "cuda" => several("cuda:0", n),
+        None => {
+            let d = parse(spec)?;
+            Ok(vec![d; n])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,11 +131,25 @@ mod tests {
     }
 
     #[test]
+    fn several_devices_count_from_the_index_named() {
+        assert_eq!(several("cpu", 3).unwrap(), vec![cpu(); 3]);
+        assert_eq!(several("auto", 2).unwrap(), vec![default_device(); 2]);
+        assert!(several("cpu:1", 2).is_err());
+        if cfg!(feature = "cuda") {
+            assert_eq!(
+                several("cuda:1", 2).unwrap(),
+                vec![parse("cuda:1").unwrap(), parse("cuda:2").unwrap()]
+            );
+        }
+    }
+
+    #[test]
     fn what_is_not_a_device_or_not_built_in_is_refused_by_name() {
         for bad in ["gpu", "cpu:1", "cuda:x", ""] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("--device {bad}")), "{e}");
         }
+        assert!(several("cpu", 0).is_err());
         if !cfg!(feature = "wgpu") {
             let e = parse("wgpu").unwrap_err().to_string();
             assert!(e.contains("--features wgpu"), "{e}");
