@@ -8,11 +8,13 @@
 mod act;
 mod checkpoint;
 pub mod classifier;
+mod collective;
 pub mod commit;
 mod denoiser;
 mod ema;
 mod mlp;
 mod model;
+mod parallel;
 pub mod sd;
 mod train;
 pub mod unet;
@@ -25,10 +27,12 @@ pub use classifier::{
     Classifier, ClassifierConfig, ClassifierRecord, classify, load_classifier,
     load_classifier_bytes, save_classifier, train_classifier,
 };
+pub use collective::Peers;
 pub use denoiser::LearnedDenoiser;
 pub use ema::Ema;
 pub use mlp::{Activation, Mlp, MlpConfig, TimeEncoding, one_hot};
 pub use model::{Model, ModelConfig};
+pub use parallel::Parallel;
 pub use train::{Batch, Checkpoints, Standardization, TrainConfig, train};
 pub use unet::{UNet, UNetConfig};
 
@@ -66,6 +70,9 @@ pub enum NnError {
         /// Why.
         reason: String,
     },
+    /// A group of training processes failed to form or lost a member.
+    #[error("training group: {0}")]
+    Group(String),
     /// The core math refused.
     #[error(transparent)]
     Core(#[from] diffuse_core::CoreError),

@@ -8,11 +8,12 @@ use std::ops::Range;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use diffuse_core::{NoiseSource, Schedule, Stream, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Model, ModelConfig};
+use crate::parallel::{Inputs, Parallel, Sharded, my_rows};
 use crate::{NnError, Result};
 
 /// Data standardisation stored with a model (seed 003 trains on (x - mean) / std).
@@ -101,7 +102,12 @@ pub struct TrainConfig {
     /// Where to train (its autodiff form is used); the batches are drawn on the host and copied
     /// there, so the same seed draws the same batches on every device.
     pub device: Device,
+    /// Further devices and processes that share every batch (data parallelism).
+    pub parallel: Parallel,
 }
+
+/// Held while a new model's weights are drawn.
+static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Touches every weight, so that a lazily initialised one is drawn now.
 struct Materialise;
@@ -155,22 +161,23 @@ pub fn train(
         ));
     }
     let device = train.device.clone().autodiff();
-    device.seed(train.seed);
     // A new model's weights are drawn on the CPU and moved: each backend has its own random
     // generator, and the same seed must give the same model wherever it trains.
     let on_cpu = train.device == Device::flex();
     let mut model = match start {
         Some(m) if on_cpu => m,
-        None if on_cpu => config.init(&device),
         Some(m) => m.fork(&device),
         None => {
+            // A new model's weights are drawn on the CPU, all at once, under one lock: burn
+            // draws lazily, on first use, with each backend's own generator, which is one per
+            // process (two runs seeding it at once would mix their draws, and a replica forked
+            // before the first use would draw its own weights).
+            let _drawing = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
             let host = Device::flex().autodiff();
             host.seed(train.seed);
             let m = config.init(&host);
-            // burn initialises weights lazily, on first use, where the model then is: draw them
-            // here before the move.
             m.visit(&mut Materialise);
-            m.fork(&device)
+            if on_cpu { m } else { m.fork(&device) }
         }
     };
     config.validate()?;
@@ -192,11 +199,73 @@ pub fn train(
             .init(),
     };
     let noise = NoiseSource::new(train.seed);
-    let (d, b, t_max) = (config.dim(), train.batch, schedule.steps());
+    let (d, b) = (config.dim(), train.batch);
+    let mut sharded = if train.parallel.is_single() {
+        None
+    } else {
+        Some(Sharded::new(
+            &train.device,
+            &train.parallel,
+            b,
+            d,
+            fingerprint(config, train, first_step),
+        )?)
+    };
+    let batch = Shard {
+        config,
+        schedule,
+        train,
+        noise: &noise,
+        draw,
+    };
     for step in first_step + 1..=first_step + train.steps {
         let rows = (step as u64 - 1) * b as u64..step as u64 * b as u64;
-        let (x0, labels) = draw(rows.clone());
-        let class = match labels {
+        let value;
+        (model, value) = match sharded.as_mut() {
+            None => {
+                let loss = batch.inputs(step, rows)?.loss(&model, &device, None);
+                descend(model, loss, &mut adam, train.lr, step)?
+            }
+            Some(sh) => {
+                let inputs = my_rows(&train.parallel, rows)
+                    .into_iter()
+                    .map(|r| batch.inputs(step, r))
+                    .collect::<Result<Vec<_>>>()?;
+                sh.step(model, inputs, &mut adam, train.lr, step)?
+            }
+        };
+        if let Some(e) = ema.as_deref_mut() {
+            e.update(&model);
+        }
+        on_step(step, value)?;
+        if let Some(c) = checkpoints.as_mut()
+            && ((step - first_step).is_multiple_of(c.every) || step == first_step + train.steps)
+        {
+            (c.save)(step, &model, ema.as_deref())?;
+        }
+    }
+    Ok(model)
+}
+
+/// What a step's inputs are drawn from.
+struct Shard<'a> {
+    config: &'a ModelConfig,
+    schedule: &'a Schedule,
+    train: &'a TrainConfig,
+    noise: &'a NoiseSource,
+    draw: &'a dyn Fn(Range<u64>) -> Batch,
+}
+
+impl Shard<'_> {
+    /// The inputs of the batch rows `rows` at `step`: t uniform on 1..=T, eps ~ N(0, I),
+    /// x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, and the target. Every draw is keyed by the
+    /// global row, so a shard's rows are those rows of the whole batch.
+    fn inputs(&self, step: usize, rows: Range<u64>) -> Result<Inputs> {
+        let (config, train, noise) = (self.config, self.train, self.noise);
+        let (d, t_max) = (config.dim(), self.schedule.steps());
+        let b = (rows.end - rows.start) as usize;
+        let (x0, labels) = (self.draw)(rows.clone());
+        let cond = match labels {
             _ if config.cond_width() == 0 => None,
             Some(labels) => {
                 // Classifier-free guidance: hide the condition of a fraction of the samples.
@@ -209,7 +278,6 @@ pub fn train(
                     &hidden,
                     &pick,
                     &train.prompts,
-                    &device,
                 )?)
             }
             None => {
@@ -218,7 +286,6 @@ pub fn train(
                 ));
             }
         };
-        // t uniform on 1..=T; eps ~ N(0, I); x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps.
         let ts: Vec<usize> = noise
             .uniforms(Stream::Other, 2 * step as u64, rows.clone())
             .iter()
@@ -229,8 +296,8 @@ pub fn train(
         let mut goal = vec![0f32; b * d];
         for i in 0..b {
             let (a, s) = (
-                schedule.alpha_bar(ts[i]).sqrt(),
-                schedule.one_minus_alpha_bar(ts[i]).sqrt(),
+                self.schedule.alpha_bar(ts[i]).sqrt(),
+                self.schedule.one_minus_alpha_bar(ts[i]).sqrt(),
             );
             for j in 0..d {
                 let (x, e) = (x0[i * d + j], eps[i * d + j]);
@@ -243,23 +310,35 @@ pub fn train(
             }
         }
         let t_in: Vec<f32> = ts.iter().map(|t| *t as f32 / t_max as f32).collect();
-        let xt = Tensor::<2>::from_data(TensorData::new(xt, [b, d]), &device);
-        let t_in = Tensor::<2>::from_data(TensorData::new(t_in, [b, 1]), &device);
-        let target = Tensor::<2>::from_data(TensorData::new(goal, [b, d]), &device);
-        let loss = (model.forward(xt, t_in, class) - target).square().mean();
-        let value;
-        (model, value) = descend(model, loss, &mut adam, train.lr, step)?;
-        if let Some(e) = ema.as_deref_mut() {
-            e.update(&model);
-        }
-        on_step(step, value)?;
-        if let Some(c) = checkpoints.as_mut()
-            && ((step - first_step).is_multiple_of(c.every) || step == first_step + train.steps)
-        {
-            (c.save)(step, &model, ema.as_deref())?;
-        }
+        Ok(Inputs {
+            n: b,
+            d,
+            xt,
+            t_in,
+            goal,
+            cond,
+        })
     }
-    Ok(model)
+}
+
+/// The settings every process of a group must share, as one number (FNV-1a of their text).
+fn fingerprint(config: &ModelConfig, train: &TrainConfig, first_step: usize) -> u64 {
+    let text = format!(
+        "{config:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{}",
+        train.steps,
+        train.batch,
+        train.lr.to_bits(),
+        train.seed,
+        train.weight_decay.map(f64::to_bits),
+        train.clip.map(f64::to_bits),
+        train.label_dropout.to_bits(),
+        train.target,
+        train.parallel.per_process(),
+        first_step
+    );
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The tail of every training step: a non-finite loss stops training with the step named;
@@ -280,26 +359,24 @@ pub(crate) fn descend<M: burn::module::Module>(
     Ok((optim.step(lr, model, grads), value))
 }
 
-/// The condition rows of a batch: one-hot classes (the last slot for a hidden class), or for a
-/// prompt-conditioned model the embedding of the caption `pick` chooses among the class's
-/// captions (zeros for a hidden prompt).
+/// The condition rows of a batch and their width: one-hot classes (the last slot for a hidden
+/// class), or for a prompt-conditioned model the embedding of the caption `pick` chooses among
+/// the class's captions (zeros for a hidden prompt).
 fn condition_rows(
     config: &ModelConfig,
     labels: &[usize],
     hidden: &[bool],
     pick: &[f64],
     prompts: &[Vec<Vec<f32>>],
-    device: &Device,
-) -> Result<Tensor<2>> {
+) -> Result<(Vec<f32>, usize)> {
     let width = config.text();
     if width == 0 {
         let c = config.classes();
-        let l: Vec<usize> = labels
-            .iter()
-            .zip(hidden)
-            .map(|(l, h)| if *h { c } else { *l })
-            .collect();
-        return Ok(crate::mlp::one_hot(&l, c, device));
+        let mut rows = vec![0f32; labels.len() * (c + 1)];
+        for (i, (l, h)) in labels.iter().zip(hidden).enumerate() {
+            rows[i * (c + 1) + if *h { c } else { (*l).min(c) }] = 1.0;
+        }
+        return Ok((rows, c + 1));
     }
     let mut rows = vec![0f32; labels.len() * width];
     for (i, l) in labels.iter().enumerate() {
@@ -318,8 +395,5 @@ fn condition_rows(
         }
         rows[i * width..(i + 1) * width].copy_from_slice(&captions[k]);
     }
-    Ok(Tensor::from_data(
-        TensorData::new(rows, [labels.len(), width]),
-        device,
-    ))
+    Ok((rows, width))
 }

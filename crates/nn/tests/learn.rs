@@ -94,6 +94,7 @@ fn training_learns_and_checkpoints_round_trip() {
         prompts: vec![],
         target: diffuse_core::Target::Eps,
         device: diffuse_core::device::cpu(),
+        parallel: Default::default(),
     };
     let mut losses = vec![];
     let model = train(

@@ -60,6 +60,7 @@ fn train_config(steps: usize, batch: usize, seed: u64, device: &Device) -> Train
         prompts: vec![],
         target: Target::Eps,
         device: device.clone(),
+        parallel: Default::default(),
     }
 }
 

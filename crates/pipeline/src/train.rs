@@ -17,7 +17,7 @@ use diffuse_core::{NoiseSource, Target, device};
 use diffuse_data::captions::captions;
 use diffuse_nn::{
     Activation, Checkpoint, Checkpoints, Conditioning, Ema, MlpConfig, Model, ModelConfig, NnError,
-    Standardization, TimeEncoding, TrainConfig, UNetConfig,
+    Parallel, Standardization, TimeEncoding, TrainConfig, UNetConfig,
 };
 
 use crate::generate::text_encoder;
@@ -85,6 +85,9 @@ pub struct TrainRun {
     pub seed: u64,
     /// Where to train ([`device::parse`]); MLPs and pixel UNets only so far.
     pub device: Device,
+    /// Further devices and processes sharing every batch (`--devices`, `--nodes`); MLPs and
+    /// pixel UNets only.
+    pub parallel: Parallel,
 }
 
 /// The KL weight of latent diffusion's KL-f8 autoencoder (against per-image sums of squared
@@ -121,6 +124,7 @@ impl TrainRun {
             vae: None,
             seed: 0,
             device: device::default_device(),
+            parallel: Parallel::default(),
         }
     }
 }
@@ -184,6 +188,12 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         "unet" => None,
         "vae" | "latent" if run.device != device::cpu() => {
             bail!("--model {} trains on the CPU only so far", run.model)
+        }
+        "vae" | "latent" if !run.parallel.is_single() => {
+            bail!(
+                "--model {} trains on one device in one process so far",
+                run.model
+            )
         }
         "vae" => return crate::vae::train(run, dir, watch),
         "latent" => return crate::latent::train(run, dir, watch),
@@ -360,6 +370,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         prompts: prompts.clone(),
         target: run.target,
         device: run.device.clone(),
+        parallel: run.parallel.clone(),
     };
     // Each checkpoint, one unit: the weights to sample with (the average, with --ema), the
     // trained weights (with --ema), config.json and the loss history up to it.

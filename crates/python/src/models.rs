@@ -123,6 +123,7 @@ pub fn train_model<'py>(
         vae: None,
         seed: o.seed,
         device: device::default_device(),
+        parallel: Default::default(),
     };
     let raised = Raised::default();
     let trained = detached(py, progress, &raised, |w| train(&run, &out, w))?;
