@@ -138,6 +138,55 @@ impl DeviceArgs {
     }
 }
 
+/// Data-parallel training: who shares every batch.
+#[derive(Debug, Args, Clone)]
+pub struct ParallelArgs {
+    /// Devices that share every batch, one replica of the model each, their gradients summed
+    /// before every step (the same model as one device, up to float32 summation order): with
+    /// --device cuda, cuda:0 to cuda:N-1 (cuda:K counts from K); on the CPU, N shares computed
+    /// side by side (a check of the arithmetic, no faster).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+    /// Processes (one per machine) that share every batch: start each with the same flags and
+    /// its own --rank; rank 0 writes the same model as the others.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// This process's rank, 0 to --nodes - 1; rank 0 coordinates.
+    #[arg(long, default_value_t = 0)]
+    pub rank: usize,
+    /// host:port where rank 0 listens and the other ranks connect (plain TCP: a trusted
+    /// network only).
+    #[arg(long, default_value = "127.0.0.1:29500")]
+    pub coordinator: String,
+    /// Seconds to wait for every rank to join.
+    #[arg(long, default_value_t = 120)]
+    pub join_timeout: u64,
+}
+
+impl ParallelArgs {
+    /// The devices beyond the first and the process group, for a run on `device_spec`.
+    pub fn parallel(&self, device_spec: &str) -> anyhow::Result<diffuse_nn::Parallel> {
+        let devices = diffuse_core::device::several(device_spec, self.devices)?;
+        if self.nodes == 0 || self.rank >= self.nodes {
+            anyhow::bail!(
+                "--rank {} of --nodes {}: the rank must be 0 to {}",
+                self.rank,
+                self.nodes,
+                self.nodes.saturating_sub(1)
+            );
+        }
+        Ok(diffuse_nn::Parallel {
+            extra_devices: devices[1..].to_vec(),
+            peers: (self.nodes > 1).then(|| diffuse_nn::Peers {
+                rank: self.rank,
+                nodes: self.nodes,
+                coordinator: self.coordinator.clone(),
+                wait: std::time::Duration::from_secs(self.join_timeout),
+            }),
+        })
+    }
+}
+
 /// Options of chains.
 #[derive(Debug, Args, Clone)]
 pub struct ChainArgs {
@@ -624,6 +673,8 @@ pub struct TrainArgs {
     pub vae: Option<String>,
     #[command(flatten)]
     pub compute: DeviceArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
     #[command(flatten)]
     pub common: Common,
 }

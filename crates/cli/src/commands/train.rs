@@ -40,6 +40,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             "vae" | "latent" => a.compute.cpu_only(&format!("--model {}", a.model))?,
             _ => a.compute.device()?,
         },
+        parallel: a.parallel.parallel(&a.compute.device)?,
     };
     let mut out = Output::for_training(&a.common, a.resume)?;
     let trained = train(&run, &out.path(""), &mut Bars::new())?;
@@ -47,6 +48,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     out.report(trained.report);
     let on_cpu = run.device == diffuse_core::device::cpu();
     out.set("device", if on_cpu { "cpu" } else { a.compute.name() });
+    out.set("devices", run.parallel.per_process());
+    if let Some(p) = &run.parallel.peers {
+        out.set("nodes", p.nodes);
+        out.set("rank", p.rank);
+    }
     out.finish()?;
     Ok(())
 }
