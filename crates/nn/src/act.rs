@@ -3,15 +3,13 @@
 //! compiler vectorises. Training (an autodiff device) keeps burn's silu and its gradient.
 
 use burn::tensor::activation::silu as burn_silu;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 /// x sigmoid(x); on an inference device, with [`exp_neg`].
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    // Only where the data already lives in this process's memory (a GPU would copy it out and
-    // back), at f32, and with no gradient to keep.
-    if device.is_autodiff() || device != diffuse_core::device::cpu() || x.dtype() != DType::F32 {
+    if !crate::cpu::fast_path(&device, x.dtype()) {
         return burn_silu(x);
     }
     let shape = x.shape();

@@ -10,6 +10,7 @@ mod checkpoint;
 pub mod classifier;
 mod collective;
 pub mod commit;
+mod cpu;
 mod denoiser;
 mod ema;
 mod mlp;

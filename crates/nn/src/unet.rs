@@ -16,6 +16,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::act::silu;
+use crate::cpu::conv::conv2d_module as conv2d;
 use crate::mlp::sinusoidal;
 
 /// The architecture: everything needed to rebuild the model.
@@ -194,12 +195,12 @@ pub struct ResBlock {
 
 impl ResBlock {
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
         let [n, c, _, _] = h.dims();
         let h = h + self.time.forward(silu(emb.clone())).reshape([n, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv2d(&self.conv2, silu(self.norm2.forward(h)));
         match &self.skip {
-            Some(s) => s.forward(x) + h,
+            Some(s) => conv2d(s, x) + h,
             None => x + h,
         }
     }
@@ -216,14 +217,14 @@ pub struct Attention {
 impl Attention {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let qkv = self.qkv.forward(self.norm.forward(x.clone()));
+        let qkv = conv2d(&self.qkv, self.norm.forward(x.clone()));
         let flat = |t: Tensor<4>| t.reshape([n, c, h * w]);
         let q = flat(qkv.clone().narrow(1, 0, c)).swap_dims(1, 2); // [n, hw, c]
         let k = flat(qkv.clone().narrow(1, c, c)); // [n, c, hw]
         let v = flat(qkv.narrow(1, 2 * c, c)).swap_dims(1, 2); // [n, hw, c]
         let att = softmax(q.matmul(k) / (c as f64).sqrt(), 2); // [n, hw, hw]
         let out = att.matmul(v).swap_dims(1, 2).reshape([n, c, h, w]);
-        x + self.proj.forward(out)
+        x + conv2d(&self.proj, out)
     }
 }
 
@@ -269,13 +270,13 @@ impl UNet {
         if let (Some(project), Some(cond)) = (&self.class, class) {
             emb = emb + project.forward(cond);
         }
-        let mut h = self.input.forward(x.reshape([n, 1, hh, ww]));
+        let mut h = conv2d(&self.input, x.reshape([n, 1, hh, ww]));
         let mut skips = vec![];
         for (l, block) in self.down.iter().enumerate() {
             h = block.forward(h, &emb);
             skips.push(h.clone());
             if let Some(d) = self.downsample.get(l) {
-                h = d.forward(h);
+                h = conv2d(d, h);
             }
         }
         h = self.mid1.forward(h, &emb);
@@ -290,12 +291,10 @@ impl UNet {
                 let [_, _, sh, sw] = h.dims();
                 let mut opts = InterpolateOptions::new(InterpolateMode::Nearest);
                 opts.output_size = Some([2 * sh, 2 * sw]);
-                h = u.forward(interpolate(h, opts));
+                h = conv2d(u, interpolate(h, opts));
             }
         }
-        self.out
-            .forward(silu(self.out_norm.forward(h)))
-            .reshape([n, hh * ww])
+        conv2d(&self.out, silu(self.out_norm.forward(h))).reshape([n, hh * ww])
     }
 }
 

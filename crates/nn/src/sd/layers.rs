@@ -5,13 +5,14 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
-use burn::tensor::module::{attention, conv2d, layer_norm, linear};
+use burn::tensor::module::{attention, layer_norm, linear};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Bool, Device, Tensor};
 
 use super::weights::Weights;
 use crate::Result;
 use crate::act::silu;
+use crate::cpu::conv::conv2d;
 
 /// y = x W^T + b (W stored `[out, in]` by PyTorch, kept here as `[in, out]`).
 #[derive(Module, Debug)]

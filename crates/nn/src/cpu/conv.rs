@@ -1,0 +1,412 @@
+//! 2-D convolution for inference on the CPU: per image, im2col straight from NCHW (row copies,
+//! no layout change) and one gemm whose output is the image's NCHW planes, so nothing is
+//! scattered afterwards. burn-flex instead converts the whole input to NHWC, builds im2col per
+//! 512-pixel tile and scatters each tile's gemm result back, with the output channels (16 to 64
+//! in our UNets) as gemm's short side; `perf` of the UNet put a third of sampling there.
+//! Grouped convolutions, gradients and other devices go to burn's `conv2d`.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// The most f32s an im2col buffer holds (4 MB): larger images are done in bands of rows.
+const COL_BUDGET: usize = 1 << 20;
+
+/// `conv.forward(x)` for burn's module, through [`conv2d`].
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Valid => (0, 0, 0, 0),
+        PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
+        PaddingConfig2d::Same => return conv.forward(x), // not used by our models
+    };
+    let options = ConvOptions {
+        stride: conv.stride,
+        padding: [(top, bottom), (left, right)],
+        dilation: conv.dilation,
+        groups: conv.groups,
+    };
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// burn's `module::conv2d` (same arguments, same result within float32 round-off), through
+/// [`conv2d_f32`] on an inference CPU device for ungrouped convolutions.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let device = x.device();
+    let [n, ci, h, w] = x.dims();
+    let [co, wci, kh, kw] = weight.dims();
+    if !super::fast_path(&device, x.dtype())
+        || options.groups != 1
+        || wci != ci
+        || weight.dtype() != DType::F32
+        || bias
+            .as_ref()
+            .is_some_and(|b| b.dtype() != DType::F32 || b.dims() != [co])
+    {
+        return burn_conv2d(x, weight, bias, options);
+    }
+    let [(top, bottom), (left, right)] = options.padding;
+    let g = Geometry {
+        ci,
+        h,
+        w,
+        co,
+        kh,
+        kw,
+        stride: options.stride,
+        dilation: options.dilation,
+        pad: [top, bottom, left, right],
+    };
+    let (Some(oh), Some(ow)) = (g.out_h(), g.out_w()) else {
+        return burn_conv2d(x, weight, bias, options); // burn says what is wrong with the sizes
+    };
+    let x = super::to_vec(x);
+    let weight = super::to_vec(weight);
+    let bias = bias.map(super::to_vec);
+    let y = conv2d_f32(&x, n, &weight, bias.as_deref(), &g);
+    Tensor::from_data(TensorData::new(y, [n, co, oh, ow]), &device)
+}
+
+/// The sizes of a convolution: input `[ci, h, w]` per image, weight `[co, ci, kh, kw]`, padding
+/// `[top, bottom, left, right]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub pad: [usize; 4],
+}
+
+impl Geometry {
+    fn out(len: usize, pad: usize, k: usize, stride: usize, dilation: usize) -> Option<usize> {
+        let span = dilation * (k.max(1) - 1) + 1;
+        (stride > 0 && len + pad >= span).then(|| (len + pad - span) / stride + 1)
+    }
+    /// Output rows.
+    pub fn out_h(&self) -> Option<usize> {
+        let [t, b, _, _] = self.pad;
+        Self::out(self.h, t + b, self.kh, self.stride[0], self.dilation[0])
+    }
+    /// Output columns.
+    pub fn out_w(&self) -> Option<usize> {
+        let [_, _, l, r] = self.pad;
+        Self::out(self.w, l + r, self.kw, self.stride[1], self.dilation[1])
+    }
+    /// A 1x1 convolution that reads every pixel once, in order: the input is its own im2col.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0; 4]
+    }
+}
+
+/// Raw output pointer shared by the tasks, each of which writes its own rows of its own image.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tasks write disjoint elements (one image's band of rows each) and the buffer outlives
+// the parallel loop.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// The convolution of `n` NCHW images `x` with `weight` `[co, ci, kh, kw]` (row-major) plus
+/// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`. Panics if the slices do not match `g`
+/// (the callers take the sizes from the tensors themselves).
+pub fn conv2d_f32(
+    x: &[f32],
+    n: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Vec<f32> {
+    let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
+    let plane_in = g.ci * g.h * g.w;
+    let plane_out = oh * ow;
+    let k = g.ci * g.kh * g.kw;
+    assert_eq!(x.len(), n * plane_in, "conv2d: input size");
+    assert_eq!(weight.len(), g.co * k, "conv2d: weight size");
+    let mut y = vec![0f32; n * g.co * plane_out];
+    if y.is_empty() {
+        return y;
+    }
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.co, "conv2d: bias size");
+        for (yc, &bc) in y.chunks_mut(plane_out).zip(b.iter().cycle()) {
+            yc.fill(bc);
+        }
+    }
+    // Bands of output rows, so that a band's im2col stays within the budget.
+    let band = if g.is_pointwise() {
+        oh
+    } else {
+        (COL_BUDGET / (k * ow).max(1)).clamp(1, oh)
+    };
+    let bands = oh.div_ceil(band);
+    let tasks = n * bands;
+    // Enough tasks for every thread: one gemm each; otherwise the gemm itself goes parallel.
+    let threads = rayon::current_num_threads();
+    let parallelism = if tasks >= threads {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    let out = Out(y.as_mut_ptr());
+    let run = |col: &mut Vec<f32>, task: usize| {
+        let (b, y0) = (task / bands, (task % bands) * band);
+        let rows = band.min(oh - y0);
+        let image = &x[b * plane_in..(b + 1) * plane_in];
+        let cols = rows * ow;
+        let rhs: &[f32] = if g.is_pointwise() {
+            image
+        } else {
+            col.resize(k * cols, 0.0);
+            im2col(image, g, y0, rows, ow, col);
+            col
+        };
+        // y[b, :, y0..y0 + rows, :] (+)= weight [co, k] . rhs [k, cols]
+        // SAFETY: the output block lies inside `y` (b < n, y0 + rows <= oh) and no other task
+        // writes it; the operands hold m x k and k x n elements with the strides given.
+        unsafe {
+            let dst = out.at(b * g.co * plane_out + y0 * ow);
+            gemm::gemm(
+                g.co,
+                cols,
+                k,
+                dst,
+                1,
+                plane_out as isize,
+                bias.is_some(),
+                weight.as_ptr(),
+                1,
+                k as isize,
+                rhs.as_ptr(),
+                1,
+                cols as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    if tasks >= threads {
+        (0..tasks)
+            .into_par_iter()
+            .for_each_init(Vec::new, |col, task| run(col, task));
+    } else {
+        let mut col = Vec::new();
+        (0..tasks).for_each(|task| run(&mut col, task));
+    }
+    y
+}
+
+/// The im2col rows `(c, i, j)` x columns `(y, x)` of output rows `y0..y0 + rows` of one image:
+/// `col[(c, i, j), (y, x)] = image[c, y sh + i dh - top, x sw + j dw - left]`, zero outside.
+fn im2col(image: &[f32], g: &Geometry, y0: usize, rows: usize, ow: usize, col: &mut [f32]) {
+    let [sh, sw] = g.stride;
+    let [dh, dw] = g.dilation;
+    let [top, _, left, _] = g.pad;
+    let cols = rows * ow;
+    for c in 0..g.ci {
+        let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let r = (c * g.kh + i) * g.kw + j;
+                let dst = &mut col[r * cols..(r + 1) * cols];
+                // Output columns x whose input column x sw + j dw - left lies in 0..w.
+                let off = j * dw;
+                let x_lo = left.saturating_sub(off).div_ceil(sw).min(ow);
+                let x_hi = if g.w + left > off {
+                    ((g.w + left - off - 1) / sw + 1).min(ow)
+                } else {
+                    0
+                };
+                for (yy, d) in dst.chunks_exact_mut(ow).enumerate() {
+                    let iy = (y0 + yy) * sh + i * dh;
+                    if iy < top || iy - top >= g.h || x_lo >= x_hi {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(iy - top) * g.w..(iy - top + 1) * g.w];
+                    d[..x_lo].fill(0.0);
+                    d[x_hi..].fill(0.0);
+                    let ix0 = x_lo * sw + off - left;
+                    if sw == 1 {
+                        d[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + x_hi - x_lo]);
+                    } else {
+                        for (e, s) in d[x_lo..x_hi].iter_mut().zip(src[ix0..].iter().step_by(sw)) {
+                            *e = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Distribution;
+
+    /// Our convolution against burn's on the same module and input, for each geometry.
+    fn compare(
+        n: usize,
+        [ci, co]: [usize; 2],
+        [h, w]: [usize; 2],
+        k: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        padding: PaddingConfig2d,
+        bias: bool,
+    ) {
+        let device = diffuse_core::device::cpu();
+        let conv = Conv2dConfig::new([ci, co], k)
+            .with_stride(stride)
+            .with_dilation(dilation)
+            .with_padding(padding.clone())
+            .with_bias(bias)
+            .init(&device);
+        let x = Tensor::<4>::random([n, ci, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let want = conv.forward(x.clone());
+        let got = conv2d_module(&conv, x);
+        assert_eq!(got.dims(), want.dims(), "{padding:?} {k:?} {stride:?}");
+        let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
+        let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
+        // Each output sums ci kh kw products of O(1) terms in another order: float32 round-off
+        // grows like the square root of the terms' count times 2^-24 per term.
+        let terms = (ci * k[0] * k[1]) as f32;
+        let tol = 8.0 * terms.sqrt() * f32::EPSILON;
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= tol * (1.0 + b.abs()),
+                "element {i}: {a} vs burn {b} ({n}x{ci}x{h}x{w} -> {co}, k {k:?}, stride {stride:?}, dilation {dilation:?}, {padding:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_burns_convolution_on_odd_shapes() {
+        use PaddingConfig2d::{Explicit, Valid};
+        // The UNets' shapes: 3x3 same, strided 3x3 downsampling, 1x1.
+        compare(
+            3,
+            [16, 32],
+            [28, 28],
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+            true,
+        );
+        compare(
+            2,
+            [32, 32],
+            [14, 14],
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+            true,
+        );
+        compare(2, [32, 96], [7, 7], [1, 1], [1, 1], [1, 1], Valid, true);
+        // Batch 1, prime and SIMD-unfriendly sizes, no bias.
+        compare(1, [1, 1], [1, 1], [1, 1], [1, 1], [1, 1], Valid, false);
+        compare(
+            1,
+            [3, 5],
+            [7, 11],
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+            false,
+        );
+        compare(
+            1,
+            [7, 13],
+            [13, 5],
+            [5, 3],
+            [1, 1],
+            [1, 1],
+            Explicit(2, 1, 1, 0),
+            true,
+        );
+        // Stride and dilation on both axes, asymmetric padding, a kernel wider than tall.
+        compare(
+            2,
+            [5, 3],
+            [17, 19],
+            [3, 5],
+            [2, 3],
+            [1, 1],
+            Explicit(0, 2, 3, 1),
+            true,
+        );
+        compare(
+            2,
+            [3, 7],
+            [17, 19],
+            [3, 3],
+            [1, 2],
+            [2, 3],
+            Explicit(2, 2, 3, 3),
+            true,
+        );
+        compare(1, [2, 3], [9, 9], [3, 3], [3, 3], [1, 1], Valid, true);
+        // Padding larger than the kernel reach: rows and columns of zeros only.
+        compare(
+            1,
+            [2, 2],
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            Explicit(2, 2, 2, 2),
+            true,
+        );
+        // A 1x1 with stride (not pointwise): im2col does the subsampling.
+        compare(2, [4, 6], [9, 8], [1, 1], [2, 2], [1, 1], Valid, true);
+    }
+
+    #[test]
+    fn large_images_go_in_bands_and_agree() {
+        // 64 x 9 x 200 = 115,200 f32 of im2col per output row: the 2^20 budget takes 9 rows a
+        // band, so 40 rows make 5 bands (the last of 4 rows), each its own task.
+        use PaddingConfig2d::Explicit;
+        compare(
+            1,
+            [64, 8],
+            [40, 200],
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+            true,
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! Inference kernels for the CPU that burn-flex runs slower than it could (see the README's
+//! speed section for what each buys). Each takes burn's module and input and returns what the
+//! module's `forward` would, within float32 round-off; where it does not apply (a gradient to
+//! keep, another device, another dtype) it calls `forward` itself.
+
+pub mod conv;
+
+use burn::tensor::{DType, Device, Tensor};
+
+/// Whether the fast path applies: data in this process's memory (a GPU would copy it out and
+/// back), at f32, with no gradient to keep.
+pub(crate) fn fast_path(device: &Device, dtype: DType) -> bool {
+    !device.is_autodiff() && *device == diffuse_core::device::cpu() && dtype == DType::F32
+}
+
+/// The elements of an f32 tensor, row-major.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    let Ok(v) = t.into_data().convert::<f32>().try_into_vec::<f32>() else {
+        unreachable!("data converted to f32 is a Vec<f32>")
+    };
+    v
+}
