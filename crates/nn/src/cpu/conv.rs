@@ -140,6 +140,9 @@ pub fn conv2d_f32(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
+    if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() {
+        return conv2d_shifted(x, n, weight, bias, g);
+    }
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
     let plane_in = g.ci * g.h * g.w;
     let plane_out = oh * ow;
@@ -221,6 +224,157 @@ pub fn conv2d_f32(
         (0..tasks).for_each(|task| run(&mut col, task));
     }
     y
+}
+
+/// Stride 1 and dilation 1 with a third of im2col. Number the output pixels of a band of rows
+/// `n = y wp + x` on the padded width `wp`, and let `E[(c, j), q] = pad[c, q + j]` be the band's
+/// zero-padded planes (rows `y0 .. y0 + rows + kh - 1`), each shifted left by `j < kw`: then
+/// `rhs_i[(c, j), n] = E[(c, j), n + i wp]` is the im2col block of kernel row `i`, read in place
+/// from offset `i wp`. So `kh` gemms of depth `ci kw` over `E` (kw copies of the input instead of
+/// im2col's kh kw) accumulate the band's output on the padded width; the last `wp - ow` columns
+/// of each row (reads that wrapped into the next row) are dropped when the band is copied out
+/// with the bias. The pixels stay gemm's contiguous side, so its packing is a plain copy.
+fn conv2d_shifted(
+    x: &[f32],
+    n: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Vec<f32> {
+    let [_, _, left, right] = g.pad;
+    let wp = g.w + left + right;
+    let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
+    let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
+    let plane_in = ci * g.h * g.w;
+    let plane_out = oh * ow;
+    let depth = ci * kw;
+    assert_eq!(x.len(), n * plane_in, "conv2d: input size");
+    assert_eq!(weight.len(), co * ci * kh * kw, "conv2d: weight size");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), co, "conv2d: bias size");
+    }
+    let mut y = vec![0f32; n * co * plane_out];
+    if y.is_empty() {
+        return y;
+    }
+    // lhs of kernel row i: w_i[o, (c, j)] = weight[o, c, i, j].
+    let mut w_rows = vec![0f32; kh * co * depth];
+    for (idx, v) in w_rows.iter_mut().enumerate() {
+        let (i, rest) = (idx / (co * depth), idx % (co * depth));
+        let (o, cj) = (rest / depth, rest % depth);
+        let (c, j) = (cj / kw, cj % kw);
+        *v = weight[((o * ci + c) * kh + i) * kw + j];
+    }
+    // Bands of output rows, so that a band's E and its padded-width output stay within budget.
+    let per_row = (depth + co) * wp;
+    let band = (COL_BUDGET.saturating_sub(depth * (kh - 1) * wp) / per_row.max(1)).clamp(1, oh);
+    let bands = oh.div_ceil(band);
+    let tasks = n * bands;
+    let threads = rayon::current_num_threads();
+    let parallelism = if tasks >= threads {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    let out = Out(y.as_mut_ptr());
+    let run = |(e, acc): &mut (Vec<f32>, Vec<f32>), task: usize| {
+        let (b, y0) = (task / bands, (task % bands) * band);
+        let rows = band.min(oh - y0);
+        let cols = rows * wp;
+        let len = (rows + kh - 1) * wp;
+        e.resize(depth * len, 0.0);
+        shifted_planes(
+            &x[b * plane_in..(b + 1) * plane_in],
+            g,
+            y0,
+            rows + kh - 1,
+            e,
+        );
+        acc.resize(co * cols, 0.0);
+        for i in 0..kh {
+            // acc [co, cols] (+)= w_i [co, ci kw] . E[:, i wp .. i wp + cols]
+            // SAFETY: acc holds co x cols; w_rows holds kh blocks of co x depth; E's rows hold
+            // len = (rows + kh - 1) wp >= i wp + cols floats each, with row stride len.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    cols,
+                    depth,
+                    acc.as_mut_ptr(),
+                    1,
+                    cols as isize,
+                    i > 0,
+                    w_rows[i * co * depth..].as_ptr(),
+                    1,
+                    depth as isize,
+                    e[i * wp..].as_ptr(),
+                    1,
+                    len as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+        for o in 0..co {
+            let b_o = bias.map_or(0.0, |b| b[o]);
+            for yy in 0..rows {
+                let src = &acc[o * cols + yy * wp..][..ow];
+                // SAFETY: row y0 + yy of channel o of image b lies inside `y` and belongs to
+                // this task alone.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.at((b * co + o) * plane_out + (y0 + yy) * ow),
+                        ow,
+                    )
+                };
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s + b_o;
+                }
+            }
+        }
+    };
+    if tasks >= threads {
+        (0..tasks)
+            .into_par_iter()
+            .for_each_init(Default::default, |bufs, task| run(bufs, task));
+    } else {
+        let mut bufs = Default::default();
+        (0..tasks).for_each(|task| run(&mut bufs, task));
+    }
+    y
+}
+
+/// `E[(c, j), r wp + x] = image[c, y0 + r - top, x + j - left]` (zero outside the image) for
+/// the `prows` padded rows `r` from output row `y0` (stride 1, dilation 1).
+fn shifted_planes(image: &[f32], g: &Geometry, y0: usize, prows: usize, e: &mut [f32]) {
+    let [top, _, left, right] = g.pad;
+    let wp = g.w + left + right;
+    let len = prows * wp;
+    for c in 0..g.ci {
+        let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for j in 0..g.kw {
+            let dst = &mut e[(c * g.kw + j) * len..(c * g.kw + j + 1) * len];
+            // Padded columns x whose input column x + j - left lies in 0..w.
+            let x_lo = left.saturating_sub(j).min(wp);
+            let x_hi = (g.w + left).saturating_sub(j).min(wp);
+            for (r, d) in dst.chunks_exact_mut(wp).enumerate() {
+                let iy = y0 + r;
+                if iy < top || iy - top >= g.h || x_lo >= x_hi {
+                    d.fill(0.0);
+                    continue;
+                }
+                let src = &plane[(iy - top) * g.w..(iy - top + 1) * g.w];
+                d[..x_lo].fill(0.0);
+                d[x_hi..].fill(0.0);
+                let ix0 = x_lo + j - left;
+                d[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + x_hi - x_lo]);
+            }
+        }
+    }
 }
 
 /// The im2col rows `(c, i, j)` x columns `(y, x)` of output rows `y0..y0 + rows` of one image:
@@ -395,13 +549,25 @@ mod tests {
 
     #[test]
     fn large_images_go_in_bands_and_agree() {
-        // 64 x 9 x 200 = 115,200 f32 of im2col per output row: the 2^20 budget takes 9 rows a
-        // band, so 40 rows make 5 bands (the last of 4 rows), each its own task.
         use PaddingConfig2d::Explicit;
+        // im2col (stride 2): 64 x 9 x 200 = 115,200 f32 per output row, so the 2^20 budget takes
+        // 9 rows a band and 40 rows make 5 bands (the last of 4 rows), each its own task.
         compare(
             1,
             [64, 8],
-            [40, 200],
+            [80, 400],
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+            true,
+        );
+        // Shifted gemms (stride 1): (2 x 3 shifted planes + 64 channels) x 202 padded columns per
+        // output row, so 73 rows a band and 200 rows make 3 bands (the last of 54 rows).
+        compare(
+            1,
+            [2, 64],
+            [200, 200],
             [3, 3],
             [1, 1],
             [1, 1],
