@@ -16,12 +16,32 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let Ok(mut v) = x.into_data().try_into_vec::<f32>() else {
         unreachable!("an f32 tensor's data is a Vec<f32>")
     };
-    v.par_chunks_mut(1 << 14).for_each(|c| {
-        for e in c {
-            *e /= 1.0 + exp_neg(*e);
-        }
-    });
+    v.par_chunks_mut(1 << 14).for_each(silu_in_place);
     Tensor::from_data(TensorData::new(v, shape), &device)
+}
+
+/// x sigmoid(x) for each element, in eight lanes where the CPU has AVX2 (the same operations,
+/// so the same bits, as the baseline's four: no fused multiply-add is introduced).
+pub(crate) fn silu_in_place(v: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been asked for AVX2.
+        return unsafe { silu_avx2(v) };
+    }
+    silu_scalar(v);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn silu_avx2(v: &mut [f32]) {
+    silu_scalar(v);
+}
+
+#[inline(always)]
+fn silu_scalar(v: &mut [f32]) {
+    for e in v {
+        *e /= 1.0 + exp_neg(*e);
+    }
 }
 
 /// e^(-x) for f32 x, within a few ulp for |x| < 87, saturating beyond: n = round(-x log2 e)
@@ -34,14 +54,17 @@ pub fn exp_neg(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75; // ln 2 to 16 bits: n * LN2_HI is exact
     const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 - LN2_HI
     let y = (-x).clamp(-87.0, 87.0);
-    let n = (y * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let t = y * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = (y - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t = 1.5 2^23 + n holds n in its low mantissa bits (|n| <= 126): integer operations only,
+    // so the loop vectorises (a float-to-int cast would not).
+    let scale = f32::from_bits((t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23);
     p * scale
 }
 
