@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::act::silu;
 use crate::cpu::conv::conv2d_module as conv2d;
+use crate::cpu::norm::group_norm_module as group_norm;
 use crate::mlp::sinusoidal;
 
 /// The architecture: everything needed to rebuild the model.
@@ -195,10 +196,10 @@ pub struct ResBlock {
 
 impl ResBlock {
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
-        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, group_norm(&self.norm1, x.clone(), true));
         let [n, c, _, _] = h.dims();
         let h = h + self.time.forward(silu(emb.clone())).reshape([n, c, 1, 1]);
-        let h = conv2d(&self.conv2, silu(self.norm2.forward(h)));
+        let h = conv2d(&self.conv2, group_norm(&self.norm2, h, true));
         match &self.skip {
             Some(s) => conv2d(s, x) + h,
             None => x + h,
@@ -217,7 +218,7 @@ pub struct Attention {
 impl Attention {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let qkv = conv2d(&self.qkv, self.norm.forward(x.clone()));
+        let qkv = conv2d(&self.qkv, group_norm(&self.norm, x.clone(), false));
         let flat = |t: Tensor<4>| t.reshape([n, c, h * w]);
         let q = flat(qkv.clone().narrow(1, 0, c)).swap_dims(1, 2); // [n, hw, c]
         let k = flat(qkv.clone().narrow(1, c, c)); // [n, c, hw]
@@ -294,7 +295,7 @@ impl UNet {
                 h = conv2d(u, interpolate(h, opts));
             }
         }
-        conv2d(&self.out, silu(self.out_norm.forward(h))).reshape([n, hh * ww])
+        conv2d(&self.out, group_norm(&self.out_norm, h, true)).reshape([n, hh * ww])
     }
 }
 

@@ -4,6 +4,7 @@
 //! keep, another device, another dtype) it calls `forward` itself.
 
 pub mod conv;
+pub mod norm;
 
 use burn::tensor::{DType, Device, Tensor};
 

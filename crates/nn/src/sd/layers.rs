@@ -11,8 +11,8 @@ use burn::tensor::{Bool, Device, Tensor};
 
 use super::weights::Weights;
 use crate::Result;
-use crate::act::silu;
 use crate::cpu::conv::conv2d;
+use crate::cpu::norm::group_norm;
 
 /// y = x W^T + b (W stored `[out, in]` by PyTorch, kept here as `[in, out]`).
 #[derive(Module, Debug)]
@@ -148,13 +148,17 @@ impl GroupNorm {
 
     /// Normalises `[B, C, H, W]` over each group of channels and all positions.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, w] = x.dims();
-        let g = x.reshape([b, self.groups, (c / self.groups) * h * w]);
-        let mean = g.clone().mean_dim(2);
-        let centred = g - mean;
-        let var = centred.clone().square().mean_dim(2);
-        let normed = (centred / (var + self.eps).sqrt()).reshape([b, c, h, w]);
-        normed * self.gamma.val().reshape([1, c, 1, 1]) + self.beta.val().reshape([1, c, 1, 1])
+        self.run(x, false)
+    }
+
+    /// `silu(self.forward(x))`, fused on the CPU.
+    pub fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.run(x, true)
+    }
+
+    fn run(&self, x: Tensor<4>, silu: bool) -> Tensor<4> {
+        let affine = Some((self.gamma.val(), self.beta.val()));
+        group_norm(x, affine, self.groups, self.eps, silu)
     }
 }
 
@@ -347,11 +351,11 @@ impl ResnetBlock {
 
     /// `x` `[B, C, H, W]`; `temb` `[B, T]` already through SiLU.
     pub fn forward(&self, x: Tensor<4>, temb: Option<Tensor<2>>) -> Tensor<4> {
-        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let mut h = self.conv1.forward(self.norm1.forward_silu(x.clone()));
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             h = h + proj.forward(t).unsqueeze_dims::<4>(&[2, 3]);
         }
-        h = self.conv2.forward(silu(self.norm2.forward(h)));
+        h = self.conv2.forward(self.norm2.forward_silu(h));
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,

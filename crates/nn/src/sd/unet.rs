@@ -388,7 +388,7 @@ impl UNet2DCondition {
                 x = conv.forward(interpolate(x, options));
             }
         }
-        let x = silu(self.norm_out.forward(x));
+        let x = self.norm_out.forward_silu(x);
         self.conv_out.forward(x)
     }
 }

@@ -14,7 +14,6 @@ use super::config::VaeConfig;
 use super::layers::{Attention, AttentionNames, Conv, GroupNorm, ResnetBlock, ResnetSpec};
 use super::weights::{ParamNames, Weights};
 use crate::Result;
-use crate::act::silu;
 
 const EPS: f64 = 1e-6;
 
@@ -282,7 +281,7 @@ impl AutoencoderKl {
             }
         }
         x = e.middle.forward(x);
-        x = e.conv_out.forward(silu(e.norm_out.forward(x)));
+        x = e.conv_out.forward(e.norm_out.forward_silu(x));
         if let Some(q) = &e.quant {
             x = q.forward(x);
         }
@@ -314,6 +313,6 @@ impl AutoencoderKl {
                 x = conv.forward(interpolate(x, options));
             }
         }
-        d.conv_out.forward(silu(d.norm_out.forward(x)))
+        d.conv_out.forward(d.norm_out.forward_silu(x))
     }
 }
