@@ -348,31 +348,31 @@ fn conv2d_shifted(
     y
 }
 
-/// `E[(c, j), r wp + x] = image[c, y0 + r - top, x + j - left]` (zero outside the image) for
-/// the `prows` padded rows `r` from output row `y0` (stride 1, dilation 1).
+/// `E[(c, j), q] = pad[c, q + j]` for the `prows` padded rows from output row `y0` (stride 1,
+/// dilation 1), where `pad[c, r wp + x] = image[c, y0 + r - top, x - left]`, zero outside the
+/// image and past the band: the padded plane is built once per channel (`j = 0`) and each
+/// shift is one copy of it.
 fn shifted_planes(image: &[f32], g: &Geometry, y0: usize, prows: usize, e: &mut [f32]) {
     let [top, _, left, right] = g.pad;
     let wp = g.w + left + right;
     let len = prows * wp;
     for c in 0..g.ci {
         let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for j in 0..g.kw {
-            let dst = &mut e[(c * g.kw + j) * len..(c * g.kw + j + 1) * len];
-            // Padded columns x whose input column x + j - left lies in 0..w.
-            let x_lo = left.saturating_sub(j).min(wp);
-            let x_hi = (g.w + left).saturating_sub(j).min(wp);
-            for (r, d) in dst.chunks_exact_mut(wp).enumerate() {
-                let iy = y0 + r;
-                if iy < top || iy - top >= g.h || x_lo >= x_hi {
-                    d.fill(0.0);
-                    continue;
-                }
-                let src = &plane[(iy - top) * g.w..(iy - top + 1) * g.w];
-                d[..x_lo].fill(0.0);
-                d[x_hi..].fill(0.0);
-                let ix0 = x_lo + j - left;
-                d[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + x_hi - x_lo]);
+        let block = &mut e[c * g.kw * len..(c + 1) * g.kw * len];
+        let (padded, shifts) = block.split_at_mut(len);
+        for (r, d) in padded.chunks_exact_mut(wp).enumerate() {
+            let iy = y0 + r;
+            if iy < top || iy - top >= g.h {
+                d.fill(0.0);
+                continue;
             }
+            d[..left].fill(0.0);
+            d[left..left + g.w].copy_from_slice(&plane[(iy - top) * g.w..(iy - top + 1) * g.w]);
+            d[left + g.w..].fill(0.0);
+        }
+        for (j, d) in (1..g.kw).zip(shifts.chunks_exact_mut(len)) {
+            d[..len - j].copy_from_slice(&padded[j..]);
+            d[len - j..].fill(0.0);
         }
     }
 }
