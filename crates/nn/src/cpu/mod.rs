@@ -1,7 +1,7 @@
 //! Inference kernels for the CPU that burn-flex runs slower than it could (see the README's
-//! speed section for what each buys). Each takes burn's module and input and returns what the
-//! module's `forward` would, within float32 round-off; where it does not apply (a gradient to
-//! keep, another device, another dtype) it calls `forward` itself.
+//! speed section for what each buys). Each takes what burn's op takes (or burn's module, in the
+//! `_module` forms) and returns what burn would, within float32 round-off; where it does not
+//! apply (a gradient to keep, another device, another dtype) it calls burn itself.
 
 pub mod conv;
 pub mod norm;
