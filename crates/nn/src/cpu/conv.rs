@@ -166,16 +166,8 @@ pub fn conv2d_f32(
         (COL_BUDGET / (k * ow).max(1)).clamp(1, oh)
     };
     let bands = oh.div_ceil(band);
-    let tasks = n * bands;
-    // Enough tasks for every thread: one gemm each; otherwise the gemm itself goes parallel.
-    let threads = rayon::current_num_threads();
-    let parallelism = if tasks >= threads {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(threads)
-    };
     let out = Out(y.as_mut_ptr());
-    let run = |col: &mut Vec<f32>, task: usize| {
+    let run = |col: &mut Vec<f32>, task: usize, parallelism: gemm::Parallelism| {
         let (b, y0) = (task / bands, (task % bands) * band);
         let rows = band.min(oh - y0);
         let image = &x[b * plane_in..(b + 1) * plane_in];
@@ -215,15 +207,28 @@ pub fn conv2d_f32(
             );
         }
     };
+    for_each_task(n * bands, run);
+    y
+}
+
+/// Runs `run(buffers, task, parallelism)` for each task: with enough tasks for every thread, one
+/// task per thread at a time and each gemm serial; otherwise the tasks in order and each gemm
+/// over all threads. `buffers` are scratch space reused by the tasks of one thread.
+fn for_each_task<B: Default + Send>(
+    tasks: usize,
+    run: impl Fn(&mut B, usize, gemm::Parallelism) + Sync,
+) {
+    let threads = rayon::current_num_threads();
     if tasks >= threads {
         (0..tasks)
             .into_par_iter()
-            .for_each_init(Vec::new, |col, task| run(col, task));
+            .for_each_init(B::default, |bufs, task| {
+                run(bufs, task, gemm::Parallelism::None)
+            });
     } else {
-        let mut col = Vec::new();
-        (0..tasks).for_each(|task| run(&mut col, task));
+        let mut bufs = B::default();
+        (0..tasks).for_each(|task| run(&mut bufs, task, gemm::Parallelism::Rayon(threads)));
     }
-    y
 }
 
 /// Stride 1 and dilation 1 with a third of im2col. Number the output pixels of a band of rows
@@ -269,15 +274,8 @@ fn conv2d_shifted(
     let per_row = (depth + co) * wp;
     let band = (COL_BUDGET.saturating_sub(depth * (kh - 1) * wp) / per_row.max(1)).clamp(1, oh);
     let bands = oh.div_ceil(band);
-    let tasks = n * bands;
-    let threads = rayon::current_num_threads();
-    let parallelism = if tasks >= threads {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(threads)
-    };
     let out = Out(y.as_mut_ptr());
-    let run = |(e, acc): &mut (Vec<f32>, Vec<f32>), task: usize| {
+    let run = |(e, acc): &mut (Vec<f32>, Vec<f32>), task: usize, parallelism: gemm::Parallelism| {
         let (b, y0) = (task / bands, (task % bands) * band);
         let rows = band.min(oh - y0);
         let cols = rows * wp;
@@ -337,14 +335,7 @@ fn conv2d_shifted(
             }
         }
     };
-    if tasks >= threads {
-        (0..tasks)
-            .into_par_iter()
-            .for_each_init(Default::default, |bufs, task| run(bufs, task));
-    } else {
-        let mut bufs = Default::default();
-        (0..tasks).for_each(|task| run(&mut bufs, task));
-    }
+    for_each_task(n * bands, run);
     y
 }
 
