@@ -13,7 +13,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// The most f32s an im2col buffer holds (4 MB): larger images are done in bands of rows.
-const COL_BUDGET: usize = 1 << 20;
+pub(crate) const COL_BUDGET: usize = 1 << 20;
 
 /// `conv.forward(x)` for burn's module, through [`conv2d`].
 pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -47,17 +47,14 @@ pub fn conv2d(
     let device = x.device();
     let [n, ci, h, w] = x.dims();
     let [co, wci, kh, kw] = weight.dims();
-    if !super::fast_path(&device, x.dtype())
-        || options.groups != 1
-        || wci != ci
-        || weight.dtype() != DType::F32
-        || bias
-            .as_ref()
-            .is_some_and(|b| b.dtype() != DType::F32 || b.dims() != [co])
-    {
-        return burn_conv2d(x, weight, bias, options);
-    }
     let [(top, bottom), (left, right)] = options.padding;
+    let shapes_ok = options.groups == 1
+        && wci == ci
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && bias
+            .as_ref()
+            .is_none_or(|b| b.dtype() == DType::F32 && b.dims() == [co]);
     let g = Geometry {
         ci,
         h,
@@ -69,6 +66,22 @@ pub fn conv2d(
         dilation: options.dilation,
         pad: [top, bottom, left, right],
     };
+    let sizes_ok = g.out_h().is_some() && g.out_w().is_some();
+    if shapes_ok && sizes_ok && super::training_path(&device) {
+        if let Some(bias) = bias {
+            return match super::conv_grad::conv2d(x, weight, bias, options.clone()) {
+                Ok(y) => y,
+                Err(back) => {
+                    let (x, weight, bias) = *back;
+                    burn_conv2d(x, weight, Some(bias), options)
+                }
+            };
+        }
+        return burn_conv2d(x, weight, bias, options);
+    }
+    if !super::fast_path(&device, x.dtype()) || !shapes_ok {
+        return burn_conv2d(x, weight, bias, options);
+    }
     let (Some(oh), Some(ow)) = (g.out_h(), g.out_w()) else {
         return burn_conv2d(x, weight, bias, options); // burn says what is wrong with the sizes
     };
@@ -343,7 +356,7 @@ fn conv2d_shifted(
 /// dilation 1), where `pad[c, r wp + x] = image[c, y0 + r - top, x - left]`, zero outside the
 /// image and past the band: the padded plane is built once per channel (`j = 0`) and each
 /// shift is one copy of it.
-fn shifted_planes(image: &[f32], g: &Geometry, y0: usize, prows: usize, e: &mut [f32]) {
+pub(crate) fn shifted_planes(image: &[f32], g: &Geometry, y0: usize, prows: usize, e: &mut [f32]) {
     let [top, _, left, right] = g.pad;
     let wp = g.w + left + right;
     let len = prows * wp;

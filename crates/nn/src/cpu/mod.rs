@@ -4,7 +4,9 @@
 //! apply (a gradient to keep, another device, another dtype) it calls burn itself.
 
 pub mod conv;
+mod conv_grad;
 pub mod norm;
+mod norm_grad;
 
 use burn::tensor::{DType, Device, Tensor};
 
@@ -12,6 +14,12 @@ use burn::tensor::{DType, Device, Tensor};
 /// back), at f32, with no gradient to keep.
 pub(crate) fn fast_path(device: &Device, dtype: DType) -> bool {
     !device.is_autodiff() && *device == diffuse_core::device::cpu() && dtype == DType::F32
+}
+
+/// Whether the training kernels apply: a gradient-tracking device whose data is in this
+/// process's memory (the caller checks the dtype).
+pub(crate) fn training_path(device: &Device) -> bool {
+    device.is_autodiff() && device.clone().without_autodiff() == diffuse_core::device::cpu()
 }
 
 /// The elements of an f32 tensor, row-major.

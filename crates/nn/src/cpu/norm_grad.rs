@@ -1,0 +1,356 @@
+//! GroupNorm with its affine parameters, optionally followed by SiLU, for training on the CPU: a
+//! custom autodiff operation with one forward kernel ([`group_norm_f32`]) and one backward
+//! kernel, where burn records about a dozen tensor operations (mean, subtract, square, mean,
+//! add, sqrt, divide, multiply, add, sigmoid, multiply), each with its own pass and allocation
+//! forward and backward. Per (image, group) block of `m` elements, with `x̂ = (x - μ) / σ`,
+//! `z = γ x̂ + β`, `y = silu(z)` (or `z`) and `g = ∂L/∂z = ∂L/∂y · silu'(z)`:
+//!
+//! `∂L/∂β_c = Σ g`, `∂L/∂γ_c = Σ g x̂` (over the images and positions of channel c), and
+//! `∂L/∂x = (γ g - mean(γ g) - x̂ mean(γ g x̂)) / σ` (means over the block).
+//!
+//! The statistics are recomputed from the saved input in the backward pass (one read).
+
+use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, BackendTypes};
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::norm::{group_norm_f32, lane_sum};
+
+type FlexTensor = <Flex as BackendTypes>::FloatTensorPrimitive;
+
+/// The operation's sizes and settings.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    groups: usize,
+    eps: f64,
+    silu: bool,
+}
+
+/// [`super::norm::group_norm`] with `gamma` and `beta` on an autodiff CPU device; the tensors
+/// given back when they are not on that device.
+pub(crate) fn group_norm(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> Result<Tensor<4>, Box<(Tensor<4>, Tensor<1>, Tensor<1>)>> {
+    let spec = Spec { groups, eps, silu };
+    match x.device().gradient_checkpointing_strategy() {
+        Some(burn::backend::GradientCheckpointingStrategy::Balanced) => {
+            group_norm_with::<BalancedCheckpointing>(x, gamma, beta, spec)
+        }
+        _ => group_norm_with::<NoCheckpointing>(x, gamma, beta, spec),
+    }
+}
+
+fn group_norm_with<C: CheckpointStrategy>(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    spec: Spec,
+) -> Result<Tensor<4>, Box<(Tensor<4>, Tensor<1>, Tensor<1>)>>
+where
+    burn::backend::DispatchTensor: burn::backend::DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let (xc, gc, bc) = (x.clone(), gamma.clone(), beta.clone());
+    let (Ok(x), Ok(gamma), Ok(beta)) = (
+        x.try_into_primitive::<Autodiff<Flex, C>>(),
+        gamma.try_into_primitive::<Autodiff<Flex, C>>(),
+        beta.try_into_primitive::<Autodiff<Flex, C>>(),
+    ) else {
+        return Err(Box::new((xc, gc, bc)));
+    };
+    drop((xc, gc, bc));
+    let forward = |x: &FlexTensor, g: &FlexTensor, b: &FlexTensor| {
+        let x = Tensor::<4>::from_primitive::<Flex>(x.clone());
+        let device = x.device();
+        let [n, c, h, w] = x.dims();
+        let mut v = super::to_vec(x);
+        let g = super::to_vec(Tensor::<1>::from_primitive::<Flex>(g.clone()));
+        let b = super::to_vec(Tensor::<1>::from_primitive::<Flex>(b.clone()));
+        group_norm_f32(
+            &mut v,
+            c,
+            h * w,
+            spec.groups,
+            spec.eps,
+            Some((&g, &b)),
+            spec.silu,
+        );
+        into_flex(Tensor::<4>::from_data(
+            TensorData::new(v, [n, c, h, w]),
+            &device,
+        ))
+    };
+    let out = match GroupNormBackward
+        .prepare::<C>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let state = (
+                prep.checkpoint(&x),
+                prep.checkpoint(&gamma),
+                prep.checkpoint(&beta),
+                spec,
+            );
+            let y = forward(x.primitive(), gamma.primitive(), beta.primitive());
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(x.primitive(), gamma.primitive(), beta.primitive()))
+        }
+    };
+    Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+}
+
+fn into_flex<const D: usize>(t: Tensor<D>) -> FlexTensor {
+    let Ok(p) = t.try_into_primitive::<Flex>() else {
+        unreachable!("a tensor made on the Flex device is a Flex tensor")
+    };
+    p
+}
+
+#[derive(Debug)]
+struct GroupNormBackward;
+
+impl Backward<Flex, 3> for GroupNormBackward {
+    type State = (NodeId, NodeId, NodeId, Spec);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let dy = Tensor::<4>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node));
+        let (x_state, g_state, b_state, spec) = ops.state;
+        let x = Tensor::<4>::from_primitive::<Flex>(
+            checkpointer.retrieve_node_output::<FlexTensor>(x_state),
+        );
+        let gamma = Tensor::<1>::from_primitive::<Flex>(
+            checkpointer.retrieve_node_output::<FlexTensor>(g_state),
+        );
+        let beta = Tensor::<1>::from_primitive::<Flex>(
+            checkpointer.retrieve_node_output::<FlexTensor>(b_state),
+        );
+        let device = x.device();
+        let [n, c, h, w] = x.dims();
+        let (x, dy) = (super::to_vec(x), super::to_vec(dy));
+        let (gamma, beta) = (super::to_vec(gamma), super::to_vec(beta));
+        let (dx, dgamma, dbeta) = group_norm_backward_f32(&x, &dy, c, h * w, &gamma, &beta, spec);
+        if let Some(node) = node_x {
+            let dx = Tensor::<4>::from_data(TensorData::new(dx, [n, c, h, w]), &device);
+            grads.register::<Flex>(node.id, into_flex(dx));
+        }
+        if let Some(node) = node_g {
+            let dg = Tensor::<1>::from_data(TensorData::new(dgamma, [c]), &device);
+            grads.register::<Flex>(node.id, into_flex(dg));
+        }
+        if let Some(node) = node_b {
+            let db = Tensor::<1>::from_data(TensorData::new(dbeta, [c]), &device);
+            grads.register::<Flex>(node.id, into_flex(db));
+        }
+    }
+}
+
+/// The gradients `(∂L/∂x, ∂L/∂γ, ∂L/∂β)` of GroupNorm (+ SiLU) on NCHW images `x` of `c`
+/// channels of `hw` positions, given `dy = ∂L/∂y`. Sums in f64; each (image, group) block is one
+/// task and the per-channel sums are added over the images in order, so the bytes do not
+/// depend on scheduling.
+fn group_norm_backward_f32(
+    x: &[f32],
+    dy: &[f32],
+    c: usize,
+    hw: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    spec: Spec,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let groups = spec.groups;
+    let per_group = c / groups;
+    let block = per_group * hw;
+    let mut dx = vec![0f32; x.len()];
+    if block == 0 {
+        return (dx, vec![0.0; c], vec![0.0; c]);
+    }
+    // Per task: (Σ g x̂, Σ g) for each of its channels.
+    let sums: Vec<Vec<(f64, f64)>> = dx
+        .par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .zip(dy.par_chunks(block))
+        .enumerate()
+        .map(|(task, ((dx, x), dy))| {
+            let m = x.len() as f64;
+            let mean = lane_sum(x, |e| e) / m;
+            let var = lane_sum(x, |e| (e - mean) * (e - mean)) / m;
+            let inv = 1.0 / (var + spec.eps).sqrt();
+            let first = (task % groups) * per_group;
+            let (mean32, inv32) = (mean as f32, inv as f32);
+            let mut channel = Vec::with_capacity(per_group);
+            // Σ γ g and Σ γ g x̂ over the block.
+            let (mut s1, mut s2) = (0f64, 0f64);
+            for (k, ((dx, x), dy)) in dx
+                .chunks_exact_mut(hw)
+                .zip(x.chunks_exact(hw))
+                .zip(dy.chunks_exact(hw))
+                .enumerate()
+            {
+                let (gk, bk) = (gamma[first + k], beta[first + k]);
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for ((d, &xe), &dye) in dx.iter_mut().zip(x).zip(dy) {
+                    let xh = (xe - mean32) * inv32;
+                    let mut g = dye;
+                    if spec.silu {
+                        let z = gk * xh + bk;
+                        let s = 1.0 / (1.0 + crate::act::exp_neg(z));
+                        g *= s * (1.0 + z * (1.0 - s));
+                    }
+                    *d = g;
+                    sg += f64::from(g);
+                    sgx += f64::from(g * xh);
+                }
+                channel.push((sgx, sg));
+                s1 += f64::from(gk) * sg;
+                s2 += f64::from(gk) * sgx;
+            }
+            let (a, b) = ((s1 / m) as f32, (s2 / m) as f32);
+            for (k, (dx, x)) in dx.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
+                let gk = gamma[first + k];
+                for (d, &xe) in dx.iter_mut().zip(x) {
+                    let xh = (xe - mean32) * inv32;
+                    *d = (gk * *d - a - xh * b) * inv32;
+                }
+            }
+            channel
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0f64; c], vec![0f64; c]);
+    for (task, channel) in sums.iter().enumerate() {
+        let first = (task % groups) * per_group;
+        for (k, &(sgx, sg)) in channel.iter().enumerate() {
+            dgamma[first + k] += sgx;
+            dbeta[first + k] += sg;
+        }
+    }
+    let to32 = |v: Vec<f64>| v.into_iter().map(|e| e as f32).collect();
+    (dx, to32(dgamma), to32(dbeta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::GroupNormConfig;
+    use burn::tensor::Distribution;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        super::super::to_vec(t)
+    }
+
+    /// Output and the three gradients of our operation against burn's autodiff GroupNorm (and
+    /// burn's SiLU), for the loss `sum(y * r)` with a random `r`.
+    fn compare(n: usize, c: usize, groups: usize, [h, w]: [usize; 2], scale: f64, offset: f64) {
+        let device = diffuse_core::device::cpu().autodiff();
+        let normal = |mean, std| Distribution::Normal(mean, std);
+        let x = Tensor::<4>::random([n, c, h, w], normal(offset, scale), &device);
+        let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 2.0), &device);
+        let beta = Tensor::<1>::random([c], normal(0.0, 1.0), &device);
+        let r = Tensor::<4>::random([n, c, h, w], normal(0.0, 1.0), &device);
+        for silu in [false, true] {
+            let run = |ours: bool| {
+                let x = x.clone().detach().require_grad();
+                let mut norm = GroupNormConfig::new(groups, c).init(&device);
+                norm.gamma = norm
+                    .gamma
+                    .map(|p| p.map(|_| gamma.clone().detach().require_grad()));
+                norm.beta = norm
+                    .beta
+                    .map(|p| p.map(|_| beta.clone().detach().require_grad()));
+                let (Some(gp), Some(bp)) = (&norm.gamma, &norm.beta) else {
+                    unreachable!("affine by default")
+                };
+                let y = if ours {
+                    let Ok(y) =
+                        group_norm(x.clone(), gp.val(), bp.val(), groups, norm.epsilon, silu)
+                    else {
+                        panic!("the custom operation did not take an autodiff CPU tensor")
+                    };
+                    y
+                } else {
+                    let y = norm.forward(x.clone());
+                    if silu {
+                        burn::tensor::activation::silu(y)
+                    } else {
+                        y
+                    }
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                (
+                    values(y.inner()),
+                    values(x.grad(&grads).expect("x gradient")),
+                    values(gp.val().grad(&grads).expect("gamma gradient")),
+                    values(bp.val().grad(&grads).expect("beta gradient")),
+                )
+            };
+            let want = run(false);
+            let got = run(true);
+            let m = (c / groups * h * w) as f32;
+            let what =
+                format!("{n}x{c}x{h}x{w}, {groups} groups, silu {silu}, N({offset}, {scale})");
+            // Sums over a block of m terms in another order; the output and its input gradient
+            // are scaled by 1/σ, which round-off in the statistics carries as (1 + |μ|/σ).
+            let cond = (1.0 + offset.abs() / scale) as f32;
+            let tol = |terms: f32, b: f32| {
+                8.0 * f32::EPSILON * terms.sqrt() * cond * (terms.sqrt() + b.abs())
+            };
+            for (name, g, w, terms) in [
+                ("output", &got.0, &want.0, 1.0),
+                ("input gradient", &got.1, &want.1, m),
+                (
+                    "gamma gradient",
+                    &got.2,
+                    &want.2,
+                    n as f32 * h as f32 * w as f32,
+                ),
+                (
+                    "beta gradient",
+                    &got.3,
+                    &want.3,
+                    n as f32 * h as f32 * w as f32,
+                ),
+            ] {
+                assert_eq!(g.len(), w.len(), "{name} {what}");
+                for (i, (a, b)) in g.iter().zip(w.iter()).enumerate() {
+                    let t = tol(terms.max(m), *b);
+                    assert!(
+                        (a - b).abs() <= t,
+                        "{name} {i}: {a} vs burn {b} (tol {t}) {what}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_burns_on_odd_shapes() {
+        // The UNet's 32 channels in 8 groups at 28x28; batch 1; one channel per group; one
+        // group; prime sizes; a small variance where eps matters; a mean far from 0.
+        compare(3, 32, 8, [28, 28], 1.0, 0.0);
+        compare(1, 6, 6, [5, 7], 1.0, 0.0);
+        compare(2, 5, 1, [3, 11], 1.0, 0.0);
+        compare(2, 12, 4, [1, 1], 1.0, 0.0);
+        compare(1, 4, 2, [13, 3], 1e-2, 0.0);
+        compare(2, 8, 4, [7, 7], 0.5, 3.0);
+    }
+}
