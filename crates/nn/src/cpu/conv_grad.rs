@@ -21,13 +21,12 @@ use burn::backend::autodiff::checkpoint::strategy::{
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::ModuleOps;
+use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::conv::{COL_BUDGET, Geometry, conv2d_f32, shifted_planes};
-
-type FlexTensor = <Flex as burn::backend::BackendTypes>::FloatTensorPrimitive;
+use super::{FlexTensor, flex_dims, flex_f32, flex_from};
 
 /// burn's `module::conv2d` on an autodiff CPU device, through the custom operation; `None`
 /// (with the tensors given back) when the tensors are not on that device.
@@ -100,40 +99,18 @@ fn geometry(x: &[usize; 4], w: &[usize; 4], options: &ConvOptions<2>) -> Geometr
     }
 }
 
-fn flex_tensor<const D: usize>(t: FlexTensor) -> Tensor<D> {
-    Tensor::from_primitive::<Flex>(t)
-}
-
-fn into_flex<const D: usize>(t: Tensor<D>) -> FlexTensor {
-    let Ok(p) = t.try_into_primitive::<Flex>() else {
-        unreachable!("a tensor made on the Flex device is a Flex tensor")
-    };
-    p
-}
-
 fn forward_f32(
     x: FlexTensor,
     w: FlexTensor,
     b: Option<FlexTensor>,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let x = flex_tensor::<4>(x);
-    let w = flex_tensor::<4>(w);
-    let device = x.device();
-    let (xd, wd) = (x.dims(), w.dims());
+    let (xd, wd) = (flex_dims::<4>(&x), flex_dims::<4>(&w));
     let g = geometry(&xd, &wd, options);
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
-    let y = conv2d_f32(
-        &super::to_vec(x),
-        xd[0],
-        &super::to_vec(w),
-        b.map(|b| super::to_vec(flex_tensor::<1>(b))).as_deref(),
-        &g,
-    );
-    into_flex(Tensor::<4>::from_data(
-        TensorData::new(y, [xd[0], g.co, oh, ow]),
-        &device,
-    ))
+    let b = b.as_ref().map(flex_f32);
+    let y = conv2d_f32(&flex_f32(&x), xd[0], &flex_f32(&w), b.as_deref(), &g);
+    flex_from(y, [xd[0], g.co, oh, ow])
 }
 
 #[derive(Debug)]
@@ -154,34 +131,39 @@ impl Backward<Flex, 3> for Conv2dBackward {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let w = checkpointer.retrieve_node_output::<FlexTensor>(w_state);
         let simple = options.stride == [1, 1] && options.dilation == [1, 1];
-        let xt = flex_tensor::<4>(x.clone());
-        let wt = flex_tensor::<4>(w.clone());
-        let (xd, wd) = (xt.dims(), wt.dims());
+        let (xd, wd, gd) = (
+            flex_dims::<4>(&x),
+            flex_dims::<4>(&w),
+            flex_dims::<4>(&grad),
+        );
         let g = geometry(&xd, &wd, &options);
-        let device = xt.device();
-        let grad_t = flex_tensor::<4>(grad.clone());
-        let gd = grad_t.dims();
-        let gv = super::to_vec(grad_t);
+        let gv = flex_f32(&grad);
         if let Some(node) = node_x {
             let [(top, bottom), (left, right)] = options.padding;
             let dx = if simple && top < g.kh && bottom < g.kh && left < g.kw && right < g.kw {
-                // dx = conv(pad(g, k - 1 - p), flip(w) with ci and co swapped), stride 1.
-                let w_flip = wt.clone().flip([2, 3]).swap_dims(0, 1);
+                // dx = conv(pad(grad, k - 1 - p), flip(w) with ci and co swapped), stride 1.
+                let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
+                let wv = flex_f32(&w);
+                let mut w_flip = vec![0f32; wv.len()];
+                for (idx, &v) in wv.iter().enumerate() {
+                    let (o, c) = (idx / (ci * kh * kw), (idx / (kh * kw)) % ci);
+                    let (i, j) = ((idx / kw) % kh, idx % kw);
+                    w_flip[((c * co + o) * kh + kh - 1 - i) * kw + kw - 1 - j] = v;
+                }
                 let gt = geometry(
                     &gd,
-                    &w_flip.dims(),
+                    &[ci, co, kh, kw],
                     &ConvOptions {
                         stride: [1, 1],
                         padding: [
-                            (g.kh - 1 - top, g.kh - 1 - bottom),
-                            (g.kw - 1 - left, g.kw - 1 - right),
+                            (kh - 1 - top, kh - 1 - bottom),
+                            (kw - 1 - left, kw - 1 - right),
                         ],
                         dilation: [1, 1],
                         groups: 1,
                     },
                 );
-                let dx = conv2d_f32(&gv, gd[0], &super::to_vec(w_flip), None, &gt);
-                into_flex(Tensor::<4>::from_data(TensorData::new(dx, xd), &device))
+                flex_from(conv2d_f32(&gv, gd[0], &w_flip, None, &gt), xd)
             } else {
                 Flex::conv2d_x_backward(x.clone(), w.clone(), grad.clone(), options.clone())
             };
@@ -189,11 +171,9 @@ impl Backward<Flex, 3> for Conv2dBackward {
         }
         if let Some(node) = node_w {
             let dw = if simple {
-                let xv = super::to_vec(xt);
-                let dw = conv2d_weight_grad_f32(&xv, xd[0], &gv, &g);
-                into_flex(Tensor::<4>::from_data(TensorData::new(dw, wd), &device))
+                flex_from(conv2d_weight_grad_f32(&flex_f32(&x), xd[0], &gv, &g), wd)
             } else {
-                Flex::conv2d_weight_backward(x, w, grad, options)
+                Flex::conv2d_weight_backward(x, w, grad.clone(), options)
             };
             grads.register::<Flex>(node.id, dw);
         }
@@ -204,8 +184,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                 db[k % g.co] += p.iter().map(|&v| f64::from(v)).sum::<f64>();
             }
             let db: Vec<f32> = db.into_iter().map(|v| v as f32).collect();
-            let db = Tensor::<1>::from_data(TensorData::new(db, [g.co]), &device);
-            grads.register::<Flex>(node.id, into_flex(db));
+            grads.register::<Flex>(node.id, flex_from(db, [g.co]));
         }
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! The statistics are recomputed from the saved input in the backward pass (one read).
 
+use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -18,13 +19,11 @@ use burn::backend::autodiff::checkpoint::strategy::{
 };
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, BackendTypes};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::norm::{group_norm_f32, lane_sum};
-
-type FlexTensor = <Flex as BackendTypes>::FloatTensorPrimitive;
+use super::{FlexTensor, flex_dims, flex_f32, flex_from};
 
 /// The operation's sizes and settings.
 #[derive(Debug, Clone, Copy)]
@@ -72,12 +71,10 @@ where
     };
     drop((xc, gc, bc));
     let forward = |x: &FlexTensor, g: &FlexTensor, b: &FlexTensor| {
-        let x = Tensor::<4>::from_primitive::<Flex>(x.clone());
-        let device = x.device();
-        let [n, c, h, w] = x.dims();
-        let mut v = super::to_vec(x);
-        let g = super::to_vec(Tensor::<1>::from_primitive::<Flex>(g.clone()));
-        let b = super::to_vec(Tensor::<1>::from_primitive::<Flex>(b.clone()));
+        let [n, c, h, w] = flex_dims::<4>(x);
+        // The input is kept for the backward pass: normalise a copy.
+        let mut v = flex_f32(x).into_owned();
+        let (g, b) = (flex_f32(g), flex_f32(b));
         group_norm_f32(
             &mut v,
             c,
@@ -87,10 +84,7 @@ where
             Some((&g, &b)),
             spec.silu,
         );
-        into_flex(Tensor::<4>::from_data(
-            TensorData::new(v, [n, c, h, w]),
-            &device,
-        ))
+        flex_from(v, [n, c, h, w])
     };
     let out = match GroupNormBackward
         .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -114,13 +108,6 @@ where
     Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
 }
 
-fn into_flex<const D: usize>(t: Tensor<D>) -> FlexTensor {
-    let Ok(p) = t.try_into_primitive::<Flex>() else {
-        unreachable!("a tensor made on the Flex device is a Flex tensor")
-    };
-    p
-}
-
 #[derive(Debug)]
 struct GroupNormBackward;
 
@@ -134,33 +121,29 @@ impl Backward<Flex, 3> for GroupNormBackward {
         checkpointer: &mut Checkpointer,
     ) {
         let [node_x, node_g, node_b] = ops.parents;
-        let dy = Tensor::<4>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node));
+        let dy = grads.consume::<Flex>(&ops.node);
         let (x_state, g_state, b_state, spec) = ops.state;
-        let x = Tensor::<4>::from_primitive::<Flex>(
-            checkpointer.retrieve_node_output::<FlexTensor>(x_state),
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let gamma = checkpointer.retrieve_node_output::<FlexTensor>(g_state);
+        let beta = checkpointer.retrieve_node_output::<FlexTensor>(b_state);
+        let [n, c, h, w] = flex_dims::<4>(&x);
+        let (dx, dgamma, dbeta) = group_norm_backward_f32(
+            &flex_f32(&x),
+            &flex_f32(&dy),
+            c,
+            h * w,
+            &flex_f32(&gamma),
+            &flex_f32(&beta),
+            spec,
         );
-        let gamma = Tensor::<1>::from_primitive::<Flex>(
-            checkpointer.retrieve_node_output::<FlexTensor>(g_state),
-        );
-        let beta = Tensor::<1>::from_primitive::<Flex>(
-            checkpointer.retrieve_node_output::<FlexTensor>(b_state),
-        );
-        let device = x.device();
-        let [n, c, h, w] = x.dims();
-        let (x, dy) = (super::to_vec(x), super::to_vec(dy));
-        let (gamma, beta) = (super::to_vec(gamma), super::to_vec(beta));
-        let (dx, dgamma, dbeta) = group_norm_backward_f32(&x, &dy, c, h * w, &gamma, &beta, spec);
         if let Some(node) = node_x {
-            let dx = Tensor::<4>::from_data(TensorData::new(dx, [n, c, h, w]), &device);
-            grads.register::<Flex>(node.id, into_flex(dx));
+            grads.register::<Flex>(node.id, flex_from(dx, [n, c, h, w]));
         }
         if let Some(node) = node_g {
-            let dg = Tensor::<1>::from_data(TensorData::new(dgamma, [c]), &device);
-            grads.register::<Flex>(node.id, into_flex(dg));
+            grads.register::<Flex>(node.id, flex_from(dgamma, [c]));
         }
         if let Some(node) = node_b {
-            let db = Tensor::<1>::from_data(TensorData::new(dbeta, [c]), &device);
-            grads.register::<Flex>(node.id, into_flex(db));
+            grads.register::<Flex>(node.id, flex_from(dbeta, [c]));
         }
     }
 }
