@@ -153,7 +153,8 @@ pub fn conv2d_f32(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
-    if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() {
+    // (An empty kernel, kh or kw 0, is im2col's: a depth-0 gemm, the output is the bias.)
+    if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() && g.kh > 0 && g.kw > 0 {
         return conv2d_shifted(x, n, weight, bias, g);
     }
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
@@ -578,5 +579,24 @@ mod tests {
             Explicit(1, 1, 1, 1),
             true,
         );
+    }
+
+    #[test]
+    fn an_empty_kernel_gives_the_bias_without_panicking() {
+        let g = Geometry {
+            ci: 2,
+            h: 3,
+            w: 4,
+            co: 2,
+            kh: 0,
+            kw: 3,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [1, 1, 1, 1],
+        };
+        let y = conv2d_f32(&[1.0; 24], 1, &[], Some(&[0.5, -2.0]), &g);
+        let plane = g.out_h().unwrap_or(0) * g.out_w().unwrap_or(0);
+        assert_eq!(y.len(), 2 * plane);
+        assert!(y[..plane].iter().all(|&v| v == 0.5) && y[plane..].iter().all(|&v| v == -2.0));
     }
 }
