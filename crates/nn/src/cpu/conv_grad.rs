@@ -181,7 +181,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
             let plane = gd[2] * gd[3];
             let mut db = vec![0f64; g.co];
             for (k, p) in gv.chunks_exact(plane.max(1)).enumerate() {
-                db[k % g.co] += p.iter().map(|&v| f64::from(v)).sum::<f64>();
+                db[k % g.co] += super::norm::lane_sum(p, |v| v);
             }
             let db: Vec<f32> = db.into_iter().map(|v| v as f32).collect();
             grads.register::<Flex>(node.id, flex_from(db, [g.co]));

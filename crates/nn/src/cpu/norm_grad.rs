@@ -175,48 +175,12 @@ fn group_norm_backward_f32(
         .zip(dy.par_chunks(block))
         .enumerate()
         .map(|(task, ((dx, x), dy))| {
-            let m = x.len() as f64;
-            let mean = lane_sum(x, |e| e) / m;
-            let var = lane_sum(x, |e| (e - mean) * (e - mean)) / m;
-            let inv = 1.0 / (var + spec.eps).sqrt();
             let first = (task % groups) * per_group;
-            let (mean32, inv32) = (mean as f32, inv as f32);
-            let mut channel = Vec::with_capacity(per_group);
-            // Σ γ g and Σ γ g x̂ over the block.
-            let (mut s1, mut s2) = (0f64, 0f64);
-            for (k, ((dx, x), dy)) in dx
-                .chunks_exact_mut(hw)
-                .zip(x.chunks_exact(hw))
-                .zip(dy.chunks_exact(hw))
-                .enumerate()
-            {
-                let (gk, bk) = (gamma[first + k], beta[first + k]);
-                let (mut sg, mut sgx) = (0f64, 0f64);
-                for ((d, &xe), &dye) in dx.iter_mut().zip(x).zip(dy) {
-                    let xh = (xe - mean32) * inv32;
-                    let mut g = dye;
-                    if spec.silu {
-                        let z = gk * xh + bk;
-                        let s = 1.0 / (1.0 + crate::act::exp_neg(z));
-                        g *= s * (1.0 + z * (1.0 - s));
-                    }
-                    *d = g;
-                    sg += f64::from(g);
-                    sgx += f64::from(g * xh);
-                }
-                channel.push((sgx, sg));
-                s1 += f64::from(gk) * sg;
-                s2 += f64::from(gk) * sgx;
-            }
-            let (a, b) = ((s1 / m) as f32, (s2 / m) as f32);
-            for (k, (dx, x)) in dx.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
-                let gk = gamma[first + k];
-                for (d, &xe) in dx.iter_mut().zip(x) {
-                    let xh = (xe - mean32) * inv32;
-                    *d = (gk * *d - a - xh * b) * inv32;
-                }
-            }
-            channel
+            let affine = (
+                &gamma[first..first + per_group],
+                &beta[first..first + per_group],
+            );
+            block_backward(dx, x, dy, hw, affine, spec)
         })
         .collect();
     let (mut dgamma, mut dbeta) = (vec![0f64; c], vec![0f64; c]);
@@ -229,6 +193,110 @@ fn group_norm_backward_f32(
     }
     let to32 = |v: Vec<f64>| v.into_iter().map(|e| e as f32).collect();
     (dx, to32(dgamma), to32(dbeta))
+}
+
+/// One (image, group) block of [`group_norm_backward_f32`]: `dx` gets `∂L/∂x`, and the block's
+/// `(Σ g x̂, Σ g)` per channel are returned. Compiled for AVX2 where the CPU has it (the same
+/// operations in the same order, so the same bits as the baseline).
+fn block_backward(
+    dx: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    hw: usize,
+    affine: (&[f32], &[f32]),
+    spec: Spec,
+) -> Vec<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been asked for AVX2.
+        return unsafe { block_backward_avx2(dx, x, dy, hw, affine, spec) };
+    }
+    block_backward_scalar(dx, x, dy, hw, affine, spec)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn block_backward_avx2(
+    dx: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    hw: usize,
+    affine: (&[f32], &[f32]),
+    spec: Spec,
+) -> Vec<(f64, f64)> {
+    block_backward_scalar(dx, x, dy, hw, affine, spec)
+}
+
+/// Element-wise passes with no running sum across elements (so they vectorise), and the sums
+/// in eight f64 lanes ([`lane_sum`], [`lane_dot`]).
+#[inline(always)]
+fn block_backward_scalar(
+    dx: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    hw: usize,
+    (gamma, beta): (&[f32], &[f32]),
+    spec: Spec,
+) -> Vec<(f64, f64)> {
+    let m = x.len() as f64;
+    let mean = lane_sum(x, |e| e) / m;
+    let var = lane_sum(x, |e| (e - mean) * (e - mean)) / m;
+    let inv = 1.0 / (var + spec.eps).sqrt();
+    let (mean32, inv32) = (mean as f32, inv as f32);
+    let mut channel = Vec::with_capacity(gamma.len());
+    // Σ γ g and Σ γ g x̂ over the block.
+    let (mut s1, mut s2) = (0f64, 0f64);
+    for (k, ((dx, x), dy)) in dx
+        .chunks_exact_mut(hw)
+        .zip(x.chunks_exact(hw))
+        .zip(dy.chunks_exact(hw))
+        .enumerate()
+    {
+        let (gk, bk) = (gamma[k], beta[k]);
+        // g = ∂L/∂z into dx.
+        if spec.silu {
+            for ((d, &xe), &dye) in dx.iter_mut().zip(x).zip(dy) {
+                let z = gk * ((xe - mean32) * inv32) + bk;
+                let s = 1.0 / (1.0 + crate::act::exp_neg(z));
+                *d = dye * (s * (1.0 + z * (1.0 - s)));
+            }
+        } else {
+            dx.copy_from_slice(dy);
+        }
+        let sg = lane_sum(dx, |e| e);
+        let sgx = lane_dot(dx, x, |g, xe| g * ((xe - mean32) * inv32));
+        channel.push((sgx, sg));
+        s1 += f64::from(gk) * sg;
+        s2 += f64::from(gk) * sgx;
+    }
+    let (a, b) = ((s1 / m) as f32, (s2 / m) as f32);
+    for (k, (dx, x)) in dx.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
+        let gk = gamma[k];
+        for (d, &xe) in dx.iter_mut().zip(x) {
+            let xh = (xe - mean32) * inv32;
+            *d = (gk * *d - a - xh * b) * inv32;
+        }
+    }
+    channel
+}
+
+/// The sum of `f(a, b)` (an f32 product) over pairs of `a` and `b`, in eight f64 lanes.
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut lanes = [0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f64::from(f(x, y)))
+        .sum();
+    for (ca, cb) in ca.zip(cb) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(ca).zip(cb) {
+            *l += f64::from(f(x, y));
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
