@@ -9,7 +9,7 @@ if [ ! -x bench/.venv/bin/python ]; then
 fi
 cargo build --release --locked -p diffuse-cli
 threads=$(nproc)
-diffuse_json=$(target/release/diffuse bench --out target/bench 2>/dev/null)
+diffuse_json=$(target/release/diffuse bench --out target/bench --force 2>/dev/null)
 torch_json=$(bench/.venv/bin/python bench/torch_bench.py "$threads")
 unet_json=$(bench/.venv/bin/python bench/torch_unet.py "$threads" 16)
 python3 - "$diffuse_json" "$torch_json" "$unet_json" <<'PY'

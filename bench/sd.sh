@@ -18,7 +18,7 @@ fi
   "$py" -m pip install --quiet torch diffusers transformers
 cargo build --release --locked -p diffuse-cli
 threads=$(nproc)
-diffuse_json=$(target/release/diffuse bench --sd "$folder" --sd-latent 64 --repeats "$repeats" --out target/bench-sd 2>/dev/null)
+diffuse_json=$(target/release/diffuse bench --sd "$folder" --sd-latent 64 --repeats "$repeats" --out target/bench-sd --force 2>/dev/null)
 # diffuse's peak memory: a 2-step 512x512 generation in a child process.
 diffuse_gen=$(python3 - "$folder" <<'PY'
 import json, resource, subprocess, sys, time

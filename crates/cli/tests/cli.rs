@@ -1390,6 +1390,26 @@ fn outputs_of_an_earlier_run_are_never_lost_silently() {
         s(&out),
     ]);
     assert_eq!(std::fs::read_dir(out.join("images")).unwrap().count(), 3);
+    // The bench refuses the same folder before it times anything (it used to time for minutes,
+    // then refuse to write).
+    let e = fails(&[
+        "bench",
+        "--train-steps",
+        "1",
+        "--batches",
+        "5",
+        "--sample-n",
+        "1",
+        "--repeats",
+        "1",
+        "--unet-steps",
+        "0",
+        "--out",
+        s(&out),
+    ]);
+    assert!(e.contains("summary.json") && e.contains("--force"), "{e}");
+    assert!(!e.contains("steps/s"), "timed before refusing: {e}");
+    assert_eq!(std::fs::read_dir(out.join("images")).unwrap().count(), 3);
     // A folder another run is writing is refused.
     let busy = dir.join("busy");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_diffuse"))

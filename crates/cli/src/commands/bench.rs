@@ -16,6 +16,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let folder = diffuse_pipeline::shipped::model_folder(dir)?;
         let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
             .with_context(|| format!("--sd {}", dir.display()))?;
+        // The output folder is checked before minutes of timing, not after.
+        let mut out = Output::new(&a.common, "bench")?;
         let latent = a
             .sd_latent
             .unwrap_or(sd.unet_layout.config.sample_size.unwrap_or(64));
@@ -25,7 +27,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let t = time(&sd, latent, a.repeats, images, &mut |line| {
             eprintln!("{line}")
         })?;
-        let mut out = Output::new(&a.common, "bench")?;
         out.set("model", dir.display().to_string());
         out.set("latent", latent);
         out.num("unet_step_seconds", t.unet_step_seconds);
@@ -48,8 +49,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         seed: a.common.seed,
         device: a.compute.device()?,
     };
-    let report = bench(&run, &mut |line| eprintln!("{line}"))?;
     let mut out = Output::new(&a.common, "bench")?;
+    let report = bench(&run, &mut |line| eprintln!("{line}"))?;
     out.report(report);
     out.set("device", a.compute.name());
     out.finish_and_print()
