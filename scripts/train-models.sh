@@ -2,11 +2,11 @@
 # Re-makes the models shipped in models/ (and compiled into the binary) with diffuse itself:
 # for Fashion-MNIST and for MNIST, the classifier that judges generated images and the
 # prompt-conditioned UNet; and colour-fashion, the latent text-to-image model (a VAE, then a
-# cross-attention UNet on its latents). On 2 cores: about 6 minutes for each classifier, 70 to
-# 90 minutes for the Fashion-MNIST UNet (less for MNIST's shorter run), about 35 minutes for
-# colour-fashion's VAE and 40 for its UNet. The results go to target/models/; copy
-# model.safetensors and config.json over models/NAME/ to ship them (for colour-fashion, the
-# files of the diffusers folder that crates/pipeline/src/shipped.rs lists).
+# cross-attention UNet on its latents). On 2 cores: about 6 minutes for each classifier, 45
+# minutes for the Fashion-MNIST UNet (88 before the training kernels; less for MNIST's shorter
+# run), about 35 minutes for colour-fashion's VAE and 40 for its UNet. The results go to
+# target/models/; copy model.safetensors and config.json over models/NAME/ to ship them (for
+# colour-fashion, the files of the diffusers folder that crates/pipeline/src/shipped.rs lists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-packages.sh
