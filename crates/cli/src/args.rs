@@ -122,20 +122,6 @@ impl DeviceArgs {
             other => other,
         }
     }
-
-    /// The CPU, for `what` that runs nowhere else yet: `auto` means the CPU there, and another
-    /// device asked for by name is refused.
-    pub fn cpu_only(&self, what: &str) -> anyhow::Result<burn::tensor::Device> {
-        let device = self.device()?;
-        let cpu = diffuse_core::device::cpu();
-        if self.device != "auto" && device != cpu {
-            anyhow::bail!(
-                "--device {}: {what} runs on the CPU only so far (give --device cpu)",
-                self.device
-            );
-        }
-        Ok(cpu)
-    }
 }
 
 /// Data-parallel training: who shares every batch.

@@ -1867,9 +1867,25 @@ fn a_lying_config_is_refused_naming_the_field() {
 fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
     let dir = tmp("device");
     let out = dir.join("out");
-    let commands: [&[&str]; 4] = [
+    let commands: [&[&str]; 6] = [
         &["train", "--data", "spiral", "--steps", "5"],
+        &[
+            "train",
+            "--data",
+            "colour-fashion",
+            "--model",
+            "vae",
+            "--steps",
+            "1",
+        ],
         &["sample", "--model", "fashion-mnist", "--n", "2"],
+        &[
+            "sample",
+            "--model",
+            "colour-fashion",
+            "--prompt",
+            "a red shoe",
+        ],
         &["undiffuse", "--data", "8gaussians", "--n", "10"],
         &["bench", "--train-steps", "1", "--unet-steps", "0"],
     ];

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
-use diffuse_core::{NoiseSource, Schedule, Stream, device};
+use diffuse_core::{NoiseSource, Schedule, Stream};
 use diffuse_data::Source;
 use diffuse_data::captions::captions;
 use diffuse_nn::sd::{
@@ -157,7 +157,9 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
             run.label_dropout
         );
     }
-    let plain = device::cpu();
+    // The images are encoded, and the UNet trained, where the run says; the captions' token
+    // states are computed on the CPU (host data, handed to the device per batch).
+    let plain = run.device.clone();
     let (vae, vae_config) = AutoencoderKl::load(vae_dir, &plain).context("--vae")?;
     if vae_config.in_channels != im.channels {
         bail!(

@@ -186,9 +186,6 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
             steps: run.timesteps,
         }),
         "unet" => None,
-        "vae" | "latent" if run.device != device::cpu() => {
-            bail!("--model {} trains on the CPU only so far", run.model)
-        }
         "vae" | "latent" if !run.parallel.is_single() => {
             bail!(
                 "--model {} trains on one device in one process so far",

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use diffuse_core::{NoiseSource, Stream, device};
+use diffuse_core::{NoiseSource, Stream};
 use diffuse_data::images::ImageSet;
 use diffuse_data::{Dataset, Source};
 use diffuse_nn::sd::{AutoencoderKl, VaeConfig, VaeStep, VaeTraining, save_component, train_vae};
@@ -229,7 +229,8 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     let mut config = vae_config(run.channels, c, h.max(w))?;
     let cfg = VaeConfig::from_value(config.clone()).context("--model vae")?;
     let noise = NoiseSource::new(run.seed);
-    let dev = device::cpu().autodiff();
+    // New weights come from the seed's own stream (Weights::fresh), the same on every device.
+    let dev = run.device.clone().autodiff();
     dev.seed(run.seed);
     let (vae, names) = AutoencoderKl::fresh(&cfg, run.seed, &dev)?;
     std::fs::create_dir_all(dir)

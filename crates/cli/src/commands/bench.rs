@@ -12,9 +12,8 @@ use crate::output::Output;
 /// `diffuse bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(dir) = &a.sd {
-        a.compute.cpu_only("Stable Diffusion")?;
         let folder = diffuse_pipeline::shipped::model_folder(dir)?;
-        let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
+        let sd = StableDiffusion::load(&folder, &a.compute.device()?)
             .with_context(|| format!("--sd {}", dir.display()))?;
         // The output folder is checked before minutes of timing, not after.
         let mut out = Output::new(&a.common, "bench")?;
@@ -28,6 +27,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             eprintln!("{line}")
         })?;
         out.set("model", dir.display().to_string());
+        out.set("device", a.compute.name());
         out.set("latent", latent);
         out.num("unet_step_seconds", t.unet_step_seconds);
         out.num("vae_decode_seconds", t.vae_decode_seconds);

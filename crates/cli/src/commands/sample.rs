@@ -16,8 +16,6 @@ pub fn run(a: &SampleArgs) -> Result<()> {
     // A diffusers folder, or a shipped one (colour-fashion), runs as Stable Diffusion.
     let folder = diffuse_pipeline::shipped::model_folder(&a.model)?;
     if diffuse_pipeline::sd::is_pipeline(&folder) {
-        a.compute
-            .cpu_only("Stable Diffusion (and a latent model trained here)")?;
         return super::sd::run(a, &folder);
     }
     if let Some(flag) = a.sd.given().first() {

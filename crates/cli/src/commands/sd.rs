@@ -5,7 +5,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Tensor;
-use diffuse_core::device;
 use diffuse_pipeline::sd::{
     self, ImageLoss, LossGuide, SdImages, SdRequest, StableDiffusion, to_rgb8, write_tensors,
 };
@@ -47,7 +46,7 @@ pub fn run(a: &SampleArgs, folder: &Path) -> Result<()> {
     let Some(prompt) = a.prompt.clone() else {
         bail!("--prompt is needed: what to draw, in words");
     };
-    let dev = device::cpu();
+    let dev = a.compute.device()?;
     let loading = spinner("loading the pipeline");
     let loaded = StableDiffusion::load(folder, &dev);
     loading.finish_and_clear();
@@ -238,6 +237,7 @@ pub fn run(a: &SampleArgs, folder: &Path) -> Result<()> {
     out.set("nfe", first.nfe);
     out.num("guidance", request.guidance);
     out.set("seed", a.common.seed);
+    out.set("device", a.compute.name());
     out.set("n", count);
     out.set("height", height);
     out.set("width", width);

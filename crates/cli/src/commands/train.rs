@@ -36,10 +36,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         kl_weight: a.kl_weight,
         vae: a.vae.clone(),
         seed: a.common.seed,
-        device: match a.model.as_str() {
-            "vae" | "latent" => a.compute.cpu_only(&format!("--model {}", a.model))?,
-            _ => a.compute.device()?,
-        },
+        device: a.compute.device()?,
         parallel: a.parallel.parallel(&a.compute.device)?,
     };
     let mut out = Output::for_training(&a.common, a.resume)?;
