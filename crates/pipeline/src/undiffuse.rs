@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use diffuse_core::samplers::{BatchNoise, Fixed, SamplerSpec};
 use diffuse_core::tensor::{from_flat, to_vec};
-use diffuse_core::{Mixture, NoiseSource, Schedule, forward};
+use diffuse_core::{Mixture, NoiseSource, Schedule, device, forward};
 use diffuse_data::Dataset;
 
 use crate::report::Report;
@@ -152,8 +152,21 @@ pub fn undiffuse(u: &Undiffusion, watch: &mut dyn Watch) -> Result<Undiffused> {
             }
         })
     };
-    let pilot = start(0..n.min(PILOT) as u64)?;
-    let fixed = fix(&sampler, &den, &sched, pilot, from, u.to, watch)?;
+    // The pilot that fixes the grid (a fit of ~80,000 evaluations, or RK45's adaptive steps) runs
+    // on the CPU: the exact denoiser computes there in f64 whatever the device, and handing every
+    // evaluation to a device and back took 54 minutes on lavapipe for what the CPU does in
+    // seconds. Every device then runs the same grid.
+    let cpu = device::cpu();
+    let pilot = start(0..n.min(PILOT) as u64)?.to_device(&cpu);
+    let fixed = fix(
+        &sampler,
+        &exact.denoiser(&cpu),
+        &sched,
+        pilot,
+        from,
+        u.to,
+        watch,
+    )?;
     watch.begin("undiffuse", n as u64);
     let (x, nfe) = run_batches(
         &fixed.sampler,
