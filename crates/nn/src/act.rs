@@ -2,9 +2,8 @@
 //! C library's expf (a fifth of the UNet's sampling time in `perf`); here exp is a polynomial the
 //! compiler vectorises. Training (an autodiff device) keeps burn's silu and its gradient.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::silu as burn_silu;
-use burn::tensor::{Tensor, TensorData};
-use rayon::prelude::*;
 
 /// x sigmoid(x); on an inference device, with [`exp_neg`].
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -12,12 +11,7 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !crate::cpu::fast_path(&device, x.dtype()) {
         return burn_silu(x);
     }
-    let shape = x.shape();
-    let Ok(mut v) = x.into_data().try_into_vec::<f32>() else {
-        unreachable!("an f32 tensor's data is a Vec<f32>")
-    };
-    v.par_chunks_mut(1 << 14).for_each(silu_in_place);
-    Tensor::from_data(TensorData::new(v, shape), &device)
+    crate::cpu::map_blocks(x, 1 << 14, |_, v| silu_in_place(v))
 }
 
 /// x sigmoid(x) for each element, in eight lanes where the CPU has AVX2 (the same operations,
@@ -71,6 +65,7 @@ pub fn exp_neg(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     #[test]
     fn exp_neg_matches_the_library_exp() {

@@ -9,7 +9,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
+use std::mem::MaybeUninit;
+
+use burn::backend::Flex;
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 /// The most f32s an im2col buffer holds (4 MB): larger images are done in bands of rows.
@@ -85,11 +88,25 @@ pub fn conv2d(
     let (Some(oh), Some(ow)) = (g.out_h(), g.out_w()) else {
         return burn_conv2d(x, weight, bias, options); // burn says what is wrong with the sizes
     };
-    let x = super::to_vec(x);
-    let weight = super::to_vec(weight);
-    let bias = bias.map(super::to_vec);
-    let y = conv2d_f32(&x, n, &weight, bias.as_deref(), &g);
-    Tensor::from_data(TensorData::new(y, [n, co, oh, ow]), &device)
+    // The tensors' own buffers, read in place.
+    let flex = |t: Tensor<4>| match t.try_into_primitive::<Flex>() {
+        Ok(p) => p,
+        Err(_) => unreachable!("fast_path: a tensor on the inference CPU device is a Flex tensor"),
+    };
+    let (x, weight) = (flex(x), flex(weight));
+    let bias = bias.map(|b| match b.try_into_primitive::<Flex>() {
+        Ok(p) => p,
+        Err(_) => unreachable!("fast_path: the bias is on the same device"),
+    });
+    let bias = bias.as_ref().map(super::flex_f32);
+    let y = conv2d_f32(
+        &super::flex_f32(&x),
+        n,
+        &super::flex_f32(&weight),
+        bias.as_deref(),
+        &g,
+    );
+    Tensor::from_primitive::<Flex>(super::flex_from(y, [n, co, oh, ow]))
 }
 
 /// The sizes of a convolution: input `[ci, h, w]` per image, weight `[co, ci, kh, kw]`, padding
@@ -272,10 +289,13 @@ fn conv2d_shifted(
     if let Some(b) = bias {
         assert_eq!(b.len(), co, "conv2d: bias size");
     }
-    let mut y = vec![0f32; n * co * plane_out];
-    if y.is_empty() {
-        return y;
+    let len = n * co * plane_out;
+    if len == 0 {
+        return Vec::new();
     }
+    // Every element is written once below (each task copies out its rows of every channel), so
+    // the buffer is not zeroed first.
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     // lhs of kernel row i: w_i[o, (c, j)] = weight[o, c, i, j].
     let mut w_rows = vec![0f32; kh * co * depth];
     for (idx, v) in w_rows.iter_mut().enumerate() {
@@ -335,21 +355,24 @@ fn conv2d_shifted(
             let b_o = bias.map_or(0.0, |b| b[o]);
             for yy in 0..rows {
                 let src = &acc[o * cols + yy * wp..][..ow];
-                // SAFETY: row y0 + yy of channel o of image b lies inside `y` and belongs to
-                // this task alone.
+                // SAFETY: row y0 + yy of channel o of image b lies inside `y`'s capacity and
+                // belongs to this task alone; it is written, not read.
                 let dst = unsafe {
                     std::slice::from_raw_parts_mut(
-                        out.at((b * co + o) * plane_out + (y0 + yy) * ow),
+                        out.at((b * co + o) * plane_out + (y0 + yy) * ow)
+                            .cast::<MaybeUninit<f32>>(),
                         ow,
                     )
                 };
                 for (d, s) in dst.iter_mut().zip(src) {
-                    *d = s + b_o;
+                    d.write(s + b_o);
                 }
             }
         }
     };
     for_each_task(n * bands, run);
+    // SAFETY: the tasks (every image, every band of rows) wrote all `len` elements.
+    unsafe { y.set_len(len) };
     y
 }
 

@@ -178,12 +178,16 @@ impl Backward<Flex, 3> for Conv2dBackward {
             grads.register::<Flex>(node.id, dw);
         }
         if let Some(node) = node_b {
-            let plane = gd[2] * gd[3];
-            let mut db = vec![0f64; g.co];
-            for (k, p) in gv.chunks_exact(plane.max(1)).enumerate() {
-                db[k % g.co] += super::norm::lane_sum(p, |v| v);
-            }
-            let db: Vec<f32> = db.into_iter().map(|v| v as f32).collect();
+            // db[o] = sum over images (in order) of the sum of grad[b, o], one channel per task.
+            let (plane, co) = (gd[2] * gd[3], g.co);
+            let db: Vec<f32> = (0..co)
+                .into_par_iter()
+                .map(|o| {
+                    (0..gd[0])
+                        .map(|b| super::norm::lane_sum(&gv[(b * co + o) * plane..][..plane], |v| v))
+                        .fold(0.0, |acc, v| acc + v) as f32
+                })
+                .collect();
             grads.register::<Flex>(node.id, flex_from(db, [g.co]));
         }
     }

@@ -10,7 +10,9 @@ mod norm_grad;
 
 use std::borrow::Cow;
 
+use burn::backend::Flex;
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Whether the fast path applies: data in this process's memory (a GPU would copy it out and
 /// back), at f32, with no gradient to keep.
@@ -54,6 +56,51 @@ pub(crate) fn flex_dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
     t.layout().shape().dims::<D>()
 }
 
+/// `x` with `f` applied to its f32 elements in blocks of `block` (the last may be shorter), each
+/// told its block's index, the blocks in parallel, on the inference CPU device (the caller
+/// checks [`fast_path`]): in place when `x` holds its data alone, else on a copy that each block
+/// makes of itself inside the parallel loop (burn's `into_data` would copy the whole tensor
+/// twice, on one thread, first).
+pub(crate) fn map_blocks<const D: usize>(
+    x: Tensor<D>,
+    block: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Tensor<D> {
+    let block = block.max(1);
+    let Ok(mut p) = x.try_into_primitive::<Flex>() else {
+        unreachable!("fast_path: a tensor on the inference CPU device is a Flex tensor")
+    };
+    let shape = flex_dims::<D>(&p);
+    let len: usize = shape.iter().product();
+    let whole = p.dtype() == DType::F32
+        && p.as_slice::<f32>().is_some_and(|s| s.len() == len)
+        && p.bytes().len() == len * 4;
+    if whole && let Some(v) = p.try_storage_mut::<f32>() {
+        v.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(i, v)| f(i, v));
+        return Tensor::from_primitive::<Flex>(p);
+    }
+    let src = flex_f32(&p);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(block)
+        .zip(src.par_chunks(block))
+        .enumerate()
+        .for_each(|(i, (d, s))| {
+            for (d, s) in d.iter_mut().zip(s) {
+                d.write(*s);
+            }
+            // SAFETY: every element of `d` has just been written.
+            let v =
+                unsafe { std::slice::from_raw_parts_mut(d.as_mut_ptr().cast::<f32>(), d.len()) };
+            f(i, v);
+        });
+    // SAFETY: the chunks cover the first `len` elements, each written above.
+    unsafe { out.set_len(len) };
+    Tensor::from_primitive::<Flex>(flex_from(out, shape))
+}
+
 /// A contiguous f32 Flex tensor holding `v`.
 pub(crate) fn flex_from<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
@@ -62,7 +109,6 @@ pub(crate) fn flex_from<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> FlexT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::Flex;
 
     #[test]
     fn flex_f32_reads_views_and_other_dtypes_in_row_major_order() {
@@ -82,5 +128,40 @@ mod tests {
         assert_eq!(&*flex_f32(&view), &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
         let half = prim(t.cast(DType::F16));
         assert_eq!(&*flex_f32(&half), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn map_blocks_works_in_place_on_copies_and_on_views() {
+        let device = diffuse_core::device::cpu();
+        let v: Vec<f32> = (0..40_000).map(|i| i as f32).collect();
+        let f =
+            |block: usize, v: &mut [f32]| v.iter_mut().for_each(|e| *e = 2.0 * *e + block as f32);
+        let want = |v: &[f32]| -> Vec<f32> {
+            v.iter()
+                .enumerate()
+                .map(|(i, e)| 2.0 * e + (i / 999) as f32)
+                .collect()
+        };
+        let fresh = || Tensor::<2>::from_data(TensorData::new(v.clone(), [200, 200]), &device);
+        let values = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+        let ptr = |t: Tensor<2>| {
+            let Ok(p) = t.try_into_primitive::<Flex>() else {
+                panic!("a CPU tensor is a Flex tensor")
+            };
+            (p.bytes().as_ptr(), Tensor::<2>::from_primitive::<Flex>(p))
+        };
+        // Alone: in place, in the same buffer.
+        let (before, x) = ptr(fresh());
+        let (after, y) = ptr(map_blocks(x, 999, f));
+        assert_eq!(before, after);
+        assert_eq!(values(y), want(&v));
+        // Shared: on a copy, the original untouched.
+        let x = fresh();
+        let y = map_blocks(x.clone(), 999, f);
+        assert_eq!(values(y.clone()), want(&v));
+        assert_eq!(values(x.clone()), v);
+        // A transposed view: in row-major order of the view.
+        let t: Vec<f32> = values(x.clone().swap_dims(0, 1));
+        assert_eq!(values(map_blocks(x.swap_dims(0, 1), 999, f)), want(&t));
     }
 }

@@ -5,7 +5,7 @@
 //! for its variance, and written once.
 
 use burn::nn::GroupNorm as BurnGroupNorm;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 /// `silu(norm.forward(x))` (or `norm.forward(x)` when `silu` is false) for burn's module.
@@ -62,18 +62,15 @@ pub fn group_norm(
     {
         return group_norm_tensors(x, affine, groups, eps, silu);
     }
-    let mut v = super::to_vec(x);
     let affine = affine.map(|(g, be)| (super::to_vec(g), super::to_vec(be)));
-    group_norm_f32(
-        &mut v,
-        c,
-        h * w,
-        groups,
-        eps,
-        affine.as_ref().map(|(g, be)| (g.as_slice(), be.as_slice())),
-        silu,
-    );
-    Tensor::from_data(TensorData::new(v, [b, c, h, w]), &device)
+    let affine = affine.as_ref().map(|(g, be)| (g.as_slice(), be.as_slice()));
+    let (per_group, hw) = (c / groups, h * w);
+    if b * c * hw == 0 {
+        return x;
+    }
+    super::map_blocks(x, per_group * hw, |task, v| {
+        norm_block(v, (task % groups) * per_group, hw, eps, affine, silu)
+    })
 }
 
 /// [`group_norm`] as burn tensor operations (any device, any dtype, gradients recorded).
@@ -112,26 +109,37 @@ pub fn group_norm_f32(
     if block == 0 {
         return;
     }
-    x.par_chunks_mut(block).enumerate().for_each(|(task, v)| {
-        let n = v.len() as f64;
-        let mean = lane_sum(v, |e| e) / n;
-        let var = lane_sum(v, |e| (e - mean) * (e - mean)) / n;
-        let inv = 1.0 / (var + eps).sqrt();
-        let first = (task % groups) * per_group;
-        let mean = mean as f32;
-        for (k, plane) in v.chunks_exact_mut(hw).enumerate() {
-            let (scale, shift) = match affine {
-                Some((g, be)) => ((g[first + k] as f64 * inv) as f32, be[first + k]),
-                None => (inv as f32, 0.0),
-            };
-            for e in plane.iter_mut() {
-                *e = (*e - mean) * scale + shift;
-            }
-            if silu {
-                crate::act::silu_in_place(plane);
-            }
+    x.par_chunks_mut(block)
+        .enumerate()
+        .for_each(|(task, v)| norm_block(v, (task % groups) * per_group, hw, eps, affine, silu));
+}
+
+/// One (image, group) block `v` of planes of `hw` positions, its first channel `first`, in place.
+fn norm_block(
+    v: &mut [f32],
+    first: usize,
+    hw: usize,
+    eps: f64,
+    affine: Option<(&[f32], &[f32])>,
+    silu: bool,
+) {
+    let n = v.len() as f64;
+    let mean = lane_sum(v, |e| e) / n;
+    let var = lane_sum(v, |e| (e - mean) * (e - mean)) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    let mean = mean as f32;
+    for (k, plane) in v.chunks_exact_mut(hw).enumerate() {
+        let (scale, shift) = match affine {
+            Some((g, be)) => ((g[first + k] as f64 * inv) as f32, be[first + k]),
+            None => (inv as f32, 0.0),
+        };
+        for e in plane.iter_mut() {
+            *e = (*e - mean) * scale + shift;
         }
-    });
+        if silu {
+            crate::act::silu_in_place(plane);
+        }
+    }
 }
 
 /// The sum of `f(x)` over `v` in f64, in eight independent running sums (one chain of
@@ -174,9 +182,13 @@ mod tests {
             } else {
                 want
             };
-            let got = group_norm_module(&norm, x.clone(), silu);
-            assert_eq!(got.dims(), want.dims());
-            let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
+            // x shared (the kernel works on a copy) and a tensor of its own (in place).
+            let shared = group_norm_module(&norm, x.clone(), silu);
+            let alone = group_norm_module(&norm, x.clone().mul_scalar(1.0), silu);
+            assert_eq!(shared.dims(), want.dims());
+            let got: Vec<f32> = shared.into_data().try_to_vec().unwrap();
+            let got_alone: Vec<f32> = alone.into_data().try_to_vec().unwrap();
+            assert_eq!(got, got_alone, "in place and on a copy");
             let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
             // burn sums each group's (c / groups) h w terms in f32: its mean and variance carry
             // round-off growing like the square root of that count (times |offset| / scale for
