@@ -1,14 +1,17 @@
 //! Log-likelihoods by the probability-flow ODE (seed 004) over a table of points, in batches,
 //! with the standardisation's Jacobian for a model trained on standardised data.
 
+use std::path::Path;
+
 use anyhow::Result;
+use burn::tensor::Device;
 use diffuse_core::likelihood::{LikelihoodConfig, log_likelihood};
 use diffuse_core::tensor::from_flat;
 use diffuse_core::{Denoiser, Mixture, NoiseSource, Schedule, device};
 use diffuse_nn::Standardization;
 
 use crate::eval::mean_var;
-use crate::load::Loaded;
+use crate::load::load_on;
 use crate::report::Report;
 use crate::run::{Watch, batches};
 use crate::{dataset, positive, schedule};
@@ -23,17 +26,23 @@ pub struct Density {
     pub standardization: Option<Standardization>,
     /// The density itself, when it is known in closed form.
     pub truth: Option<Mixture>,
+    /// Where the denoiser computes, and so where the points go.
+    pub device: Device,
 }
 
 impl Density {
-    /// A trained model's density, in the data's units (unconditional).
-    pub fn of_model(model: Loaded) -> Self {
-        Self {
+    /// The density of the trained model at `path`, in the data's units (unconditional), loaded
+    /// on the device [`log_likelihoods`] computes on.
+    pub fn of_model(path: &Path) -> Result<Self> {
+        let device = device::default_device();
+        let model = load_on(path, &device)?;
+        Ok(Self {
             denoiser: Box::new(model.denoiser),
             schedule: model.schedule,
             standardization: Some(model.record.standardization),
             truth: None,
-        }
+            device,
+        })
     }
 
     /// The density of the exact denoiser of `data` (its empirical law on `reference` points
@@ -54,6 +63,7 @@ impl Density {
             schedule: schedule(schedule_spec, steps)?,
             standardization: None,
             truth: data.analytic().filter(|q| q.is_continuous()).cloned(),
+            device: device::default_device(),
         })
     }
 }
@@ -80,7 +90,7 @@ pub fn log_likelihoods(
     watch: &mut dyn Watch,
 ) -> Result<Likelihoods> {
     let noise = NoiseSource::new(seed);
-    let dev = device::default_device();
+    let dev = &density.device;
     let n = x.len() / d;
     let alpha_bar_t = density.schedule.alpha_bar(density.schedule.steps());
     if alpha_bar_t > ALPHA_BAR_T_WARN {
@@ -105,7 +115,7 @@ pub fn log_likelihoods(
             }
             None => 0.0,
         };
-        let xt = from_flat(&z, e - s, d, &dev);
+        let xt = from_flat(&z, e - s, d, dev);
         let (part, evals) = log_likelihood(
             &*density.denoiser,
             &density.schedule,

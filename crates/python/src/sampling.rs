@@ -222,11 +222,12 @@ pub fn likelihoods<'py>(
             }
             DensityOf::Mixture(m) => Density {
                 denoiser: Box::new(m.denoiser(&device::default_device())),
+                device: device::default_device(),
                 schedule: schedule(schedule_spec, steps)?,
                 standardization: None,
                 truth: m.is_continuous().then_some(m),
             },
-            DensityOf::Model(source) => Density::of_model(diffuse_pipeline::load(source)?),
+            DensityOf::Model(source) => Density::of_model(source)?,
         };
         if density.denoiser.dim() != d {
             anyhow::bail!(

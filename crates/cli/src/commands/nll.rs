@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use diffuse_core::Denoiser;
 use diffuse_core::likelihood::{Divergence, LikelihoodConfig};
-use diffuse_pipeline::{Density, load, log_likelihoods, positive};
+use diffuse_pipeline::{Density, log_likelihoods, positive};
 
 use crate::args::NllArgs;
 use crate::output::Output;
@@ -29,7 +29,7 @@ pub fn run(a: &NllArgs) -> Result<()> {
     // The density: a trained model's, or the exact mixture denoiser of --data.
     let (density, source) = match (&a.model, &a.data) {
         (Some(dir), _) => (
-            Density::of_model(load(dir)?),
+            Density::of_model(dir)?,
             ("model", dir.display().to_string()),
         ),
         (None, Some(spec)) => (
