@@ -145,10 +145,15 @@ impl Backward<Flex, 3> for Conv2dBackward {
                 let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
                 let wv = flex_f32(&w);
                 let mut w_flip = vec![0f32; wv.len()];
-                for (idx, &v) in wv.iter().enumerate() {
-                    let (o, c) = (idx / (ci * kh * kw), (idx / (kh * kw)) % ci);
-                    let (i, j) = ((idx / kw) % kh, idx % kw);
-                    w_flip[((c * co + o) * kh + kh - 1 - i) * kw + kw - 1 - j] = v;
+                for (o, w_o) in wv.chunks_exact(ci * kh * kw).enumerate() {
+                    for (c, w_oc) in w_o.chunks_exact(kh * kw).enumerate() {
+                        for (i, w_oci) in w_oc.chunks_exact(kw).enumerate() {
+                            let at = ((c * co + o) * kh + kh - 1 - i) * kw;
+                            for (d, &v) in w_flip[at..at + kw].iter_mut().rev().zip(w_oci) {
+                                *d = v;
+                            }
+                        }
+                    }
                 }
                 let gt = geometry(
                     &gd,
@@ -232,7 +237,7 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
     } else {
         gemm::Parallelism::None
     };
-    // acc[i] [co, (c, j)] summed over the tasks of one chunk.
+    // acc[i] [(c, j), co] summed over the tasks of one chunk.
     let chunk_sum = |chunk: usize| {
         let mut acc = vec![0f32; kh * block];
         let (mut e, mut gp) = (Vec::new(), Vec::new());
@@ -249,18 +254,23 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
                 rows + kh - 1,
                 &mut e,
             );
+            // G transposed, [cols, co]: gemm's m side (the output channels) at unit stride, so
+            // neither operand is packed. With E_i as the m side instead (its rows are len
+            // apart), gemm copied all of E into panels for every kernel row: 6% of training.
             gp.clear();
-            gp.resize(co * cols, 0.0);
+            gp.resize(cols * co, 0.0);
             for o in 0..co {
                 for yy in 0..rows {
                     let src = &grad[(b * co + o) * plane_out + (y0 + yy) * ow..][..ow];
-                    gp[o * cols + yy * wp..][..ow].copy_from_slice(src);
+                    for (x, &v) in src.iter().enumerate() {
+                        gp[(yy * wp + x) * co + o] = v;
+                    }
                 }
             }
             for i in 0..kh {
-                // acc_i [co, depth] += G [co, cols] . E_i^T [cols, depth], E_i^T[q, r] =
-                // e[r len + i wp + q].
-                // SAFETY: acc_i holds co x depth; gp holds co x cols; E's rows hold
+                // acc_i [(c, j), o] += (G [co, cols] . E_i^T [cols, depth])^T, G[o, q] =
+                // gp[q co + o], E_i^T[q, r] = e[r len + i wp + q].
+                // SAFETY: acc_i holds depth x co; gp holds cols x co; E's rows hold
                 // len >= i wp + cols floats each, with row stride len.
                 unsafe {
                     gemm::gemm(
@@ -268,12 +278,12 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
                         depth,
                         cols,
                         acc[i * block..].as_mut_ptr(),
+                        co as isize,
                         1,
-                        depth as isize,
                         true,
                         gp.as_ptr(),
+                        co as isize,
                         1,
-                        cols as isize,
                         e[i * wp..].as_ptr(),
                         len as isize,
                         1,
@@ -292,11 +302,14 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
     let partial: Vec<Vec<f32>> = (0..threads).into_par_iter().map(chunk_sum).collect();
     let mut dw = vec![0f32; co * ci * kh * kw];
     for acc in &partial {
-        for (idx, v) in acc.iter().enumerate() {
-            let (i, rest) = (idx / block, idx % block);
-            let (o, cj) = (rest / depth, rest % depth);
-            let (c, j) = (cj / kw, cj % kw);
-            dw[((o * ci + c) * kh + i) * kw + j] += v;
+        // acc[i][(c, j)][o] -> dw[o][c][i][j], by nested loops (divisions per element cost).
+        for (i, acc_i) in acc.chunks_exact(block).enumerate() {
+            for (cj, acc_icj) in acc_i.chunks_exact(co).enumerate() {
+                let (c, j) = (cj / kw, cj % kw);
+                for (o, v) in acc_icj.iter().enumerate() {
+                    dw[((o * ci + c) * kh + i) * kw + j] += v;
+                }
+            }
         }
     }
     dw
