@@ -139,6 +139,14 @@ impl Geometry {
         let [_, _, l, r] = self.pad;
         Self::out(self.w, l + r, self.kw, self.stride[1], self.dilation[1])
     }
+    /// The row stride of [`shifted_planes`]' padded planes and of the outputs computed on
+    /// them: the image's width plus a gap of zeros that serves as the right padding of one row
+    /// and the left padding of the next, wide enough that every output column fits in a row
+    /// (`ow <= wp`, when a side's padding reaches the kernel's width).
+    pub(crate) fn padded_width(&self) -> usize {
+        let [_, _, l, r] = self.pad;
+        self.w + l.max(r).max((l + r + 1).saturating_sub(self.kw))
+    }
     /// A 1x1 convolution that reads every pixel once, in order: the input is its own im2col.
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0; 4]
@@ -301,8 +309,7 @@ fn conv2d_shifted(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
-    let [_, _, left, right] = g.pad;
-    let wp = g.w + left + right;
+    let wp = g.padded_width();
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
     let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
     let plane_in = ci * g.h * g.w;
@@ -339,21 +346,26 @@ fn conv2d_shifted(
     let run = |(e, acc): &mut (Vec<f32>, Vec<f32>), task: usize, parallelism: gemm::Parallelism| {
         let (b, y0) = (task / bands, (task % bands) * band);
         let rows = band.min(oh - y0);
-        let cols = rows * wp;
-        let len = (rows + kh - 1) * wp;
+        // The pixels are gemm's m side at unit stride, read in place only when their count is a
+        // multiple of the vector width (else gemm copies E into panels for every call), so the
+        // band is computed on a few more columns past its last row, read from zeros.
+        let cols = (rows * wp).next_multiple_of(8);
+        let len = (rows + kh - 1) * wp + cols - rows * wp;
         e.resize(depth * len, 0.0);
         shifted_planes(
             &x[b * plane_in..(b + 1) * plane_in],
             g,
             y0,
             rows + kh - 1,
+            len,
             e,
         );
         acc.resize(co * cols, 0.0);
         for i in 0..kh {
             // acc [co, cols] (+)= w_i [co, ci kw] . E[:, i wp .. i wp + cols]
             // SAFETY: acc holds co x cols; w_rows holds kh blocks of co x depth; E's rows hold
-            // len = (rows + kh - 1) wp >= i wp + cols floats each, with row stride len.
+            // len = (rows + kh - 1) wp + cols - rows wp >= i wp + cols floats each, with row
+            // stride len.
             unsafe {
                 gemm::gemm(
                     co,
@@ -404,27 +416,50 @@ fn conv2d_shifted(
 }
 
 /// `E[(c, j), q] = pad[c, q + j]` for the `prows` padded rows from output row `y0` (stride 1,
-/// dilation 1), where `pad[c, r wp + x] = image[c, y0 + r - top, x - left]`, zero outside the
-/// image and past the band: the padded plane is built once per channel (`j = 0`) and each
-/// shift is one copy of it.
-pub(crate) fn shifted_planes(image: &[f32], g: &Geometry, y0: usize, prows: usize, e: &mut [f32]) {
-    let [top, _, left, right] = g.pad;
-    let wp = g.w + left + right;
-    let len = prows * wp;
+/// dilation 1), where `pad[c, left + r wp + x] = image[c, y0 + r - top, x]` for `x < w`, zero
+/// elsewhere (the rows' gaps, `left` leading zeros, outside the image and past the band): the
+/// padded plane is built once per channel (`j = 0`) and each shift is one copy of it.
+///
+/// Adjacent rows share their zero columns: the gap of `wp - w` zeros after a row is the right
+/// padding of that row and the left padding of the next, so the padded width is
+/// [`Geometry::padded_width`], `w + max(left, right)` for the usual kernels, not
+/// `w + left + right`. Output pixel `(y, x)` is computed at `y wp + x`; the `wp - ow` columns
+/// past `ow` of each output row are wasted work (a seventh of it at 14 pixels wide with
+/// `w + left + right`, half that now).
+/// Each plane holds `len >= prows wp` floats, zero past the band.
+pub(crate) fn shifted_planes(
+    image: &[f32],
+    g: &Geometry,
+    y0: usize,
+    prows: usize,
+    len: usize,
+    e: &mut [f32],
+) {
+    let [top, _, left, _] = g.pad;
+    let wp = g.padded_width();
+    debug_assert!(
+        len >= prows * wp,
+        "shifted_planes: planes shorter than the band"
+    );
     for c in 0..g.ci {
         let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
         let block = &mut e[c * g.kw * len..(c + 1) * g.kw * len];
         let (padded, shifts) = block.split_at_mut(len);
-        for (r, d) in padded.chunks_exact_mut(wp).enumerate() {
+        // Zeros up to each image row's start, then the row (`left + r wp + w <= len`, since
+        // the gap after the last row is at least `left`).
+        let mut done = 0;
+        for r in 0..prows {
             let iy = y0 + r;
             if iy < top || iy - top >= g.h {
-                d.fill(0.0);
                 continue;
             }
-            d[..left].fill(0.0);
-            d[left..left + g.w].copy_from_slice(&plane[(iy - top) * g.w..(iy - top + 1) * g.w]);
-            d[left + g.w..].fill(0.0);
+            let start = left + r * wp;
+            padded[done..start].fill(0.0);
+            padded[start..start + g.w]
+                .copy_from_slice(&plane[(iy - top) * g.w..(iy - top + 1) * g.w]);
+            done = start + g.w;
         }
+        padded[done..].fill(0.0);
         for (j, d) in (1..g.kw).zip(shifts.chunks_exact_mut(len)) {
             d[..len - j].copy_from_slice(&padded[j..]);
             d[len - j..].fill(0.0);

@@ -210,8 +210,7 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
         g.stride == [1, 1] && g.dilation == [1, 1],
         "conv2d_weight_grad_f32: stride 1 and dilation 1 only"
     );
-    let [_, _, left, right] = g.pad;
-    let wp = g.w + left + right;
+    let wp = g.padded_width();
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
     let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
     let depth = ci * kw;
@@ -252,6 +251,7 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
                 g,
                 y0,
                 rows + kh - 1,
+                len,
                 &mut e,
             );
             // G transposed, [cols, co]: gemm's m side (the output channels) at unit stride, so
