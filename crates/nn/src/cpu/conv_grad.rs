@@ -356,6 +356,10 @@ mod tests {
             &device,
         );
         let b = Tensor::<1>::random([co], Distribution::Normal(0.0, 1.0), &device);
+        // One r for both runs, drawn here: re-seeding the device's generator before each run
+        // raced with the tests drawing from it in parallel, so the runs could see different r.
+        let dims = burn_conv2d(x.clone(), wt.clone(), Some(b.clone()), options.clone()).dims();
+        let r = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         let run = |ours: bool| {
             let (x, wt, b) = (
                 x.clone().detach().require_grad(),
@@ -370,13 +374,7 @@ mod tests {
             } else {
                 burn_conv2d(x.clone(), wt.clone(), Some(b.clone()), options.clone())
             };
-            let r = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &{
-                let d = diffuse_core::device::cpu();
-                d.seed(7);
-                d
-            })
-            .to_device(&device);
-            let grads = (y.clone() * r).sum().backward();
+            let grads = (y.clone() * r.clone()).sum().backward();
             let grad = |t: &Tensor<4>| values(t.grad(&grads).expect("gradient"));
             (
                 values(y.inner()),

@@ -365,6 +365,23 @@ mod tests {
             let tol = |terms: f32, b: f32| {
                 8.0 * f32::EPSILON * terms.sqrt() * cond * (terms.sqrt() + b.abs())
             };
+            // The input gradient is a difference of terms of size |γ g| / σ (γ <= 2, |silu'|
+            // < 1.1): when they cancel, its round-off follows them, not the small result, and a
+            // block of a few elements can draw a σ well below the distribution's.
+            let (xs, rs) = (values(x.clone()), values(r.clone()));
+            let block = xs.len() / (n * groups).max(1);
+            let anchor: Vec<f32> = xs
+                .chunks(block.max(1))
+                .zip(rs.chunks(block.max(1)))
+                .map(|(xb, rb)| {
+                    let k = xb.len() as f64;
+                    let mu = xb.iter().map(|&v| v as f64).sum::<f64>() / k;
+                    let var = xb.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / k;
+                    let sigma = (var + 1e-5).sqrt() as f32;
+                    let r_max = rb.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    2.0 * 1.1 * r_max / sigma
+                })
+                .collect();
             for (name, g, w, terms) in [
                 ("output", &got.0, &want.0, 1.0),
                 ("input gradient", &got.1, &want.1, m),
@@ -383,7 +400,11 @@ mod tests {
             ] {
                 assert_eq!(g.len(), w.len(), "{name} {what}");
                 for (i, (a, b)) in g.iter().zip(w.iter()).enumerate() {
-                    let t = tol(terms.max(m), *b);
+                    let t = if name == "input gradient" {
+                        tol(terms.max(m), b.abs() + anchor[i / block.max(1)])
+                    } else {
+                        tol(terms.max(m), *b)
+                    };
                     assert!(
                         (a - b).abs() <= t,
                         "{name} {i}: {a} vs burn {b} (tol {t}) {what}"
