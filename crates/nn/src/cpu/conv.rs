@@ -15,6 +15,8 @@ use burn::backend::Flex;
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::Out;
+
 /// The most f32s an im2col buffer holds (4 MB): larger images are done in bands of rows.
 pub(crate) const COL_BUDGET: usize = 1 << 20;
 
@@ -150,21 +152,6 @@ impl Geometry {
     /// A 1x1 convolution that reads every pixel once, in order: the input is its own im2col.
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0; 4]
-    }
-}
-
-/// Raw output pointer shared by the tasks, each of which writes its own rows of its own image.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint elements (one image's band of rows each) and the buffer outlives
-// the parallel loop.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
     }
 }
 

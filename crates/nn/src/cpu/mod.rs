@@ -3,6 +3,7 @@
 //! `_module` forms) and returns what burn would, within float32 round-off; where it does not
 //! apply (a gradient to keep, another device, another dtype) it calls burn itself.
 
+pub mod attention;
 pub mod conv;
 mod conv_grad;
 pub mod norm;
@@ -99,6 +100,22 @@ pub(crate) fn map_blocks<const D: usize>(
     // SAFETY: the chunks cover the first `len` elements, each written above.
     unsafe { out.set_len(len) };
     Tensor::from_primitive::<Flex>(flex_from(out, shape))
+}
+
+/// Raw output pointer shared by parallel tasks, each of which writes its own elements (one
+/// image's band of rows, one head's block of queries).
+#[derive(Clone, Copy)]
+pub(crate) struct Out(pub(crate) *mut f32);
+// SAFETY: the kernels that share it give each task disjoint elements, and the buffer outlives
+// their parallel loop.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
 }
 
 /// A contiguous f32 Flex tensor holding `v`.

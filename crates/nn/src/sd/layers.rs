@@ -1,16 +1,17 @@
 //! The building blocks Stable Diffusion's networks share, each read from PyTorch-named weights:
 //! linear and convolution layers, group and layer norms with their epsilon set per site, the
-//! multi-head attention of the UNet, the VAE and CLIP (through burn's fused attention), the
+//! multi-head attention of the UNet, the VAE and CLIP (`cpu::attention`, else burn's), the
 //! ResNet block with its time embedding, and the sinusoidal timestep embedding.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
-use burn::tensor::module::{attention, layer_norm, linear};
-use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::module::{layer_norm, linear};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bool, Device, Tensor};
 
 use super::weights::Weights;
 use crate::Result;
+use crate::cpu::attention::attention;
 use crate::cpu::conv::conv2d;
 use crate::cpu::norm::group_norm;
 
@@ -186,8 +187,8 @@ impl LayerNorm {
 }
 
 /// Multi-head attention: queries from `x`, keys and values from a context (itself for
-/// self-attention), through burn's fused kernel, which tiles long sequences instead of
-/// materialising the score matrix.
+/// self-attention), through [`crate::cpu::attention`] (burn's fused kernel off the CPU or
+/// with a gradient to keep).
 #[derive(Module, Debug)]
 pub struct Attention {
     q: Linear,
@@ -256,22 +257,12 @@ impl Attention {
         context: Option<Tensor<3>>,
         pad: Option<&Tensor<2, Bool>>,
     ) -> Tensor<3> {
-        let [b, l, d] = x.dims();
         let context = context.unwrap_or_else(|| x.clone());
-        let s = context.dims()[1];
-        let h = self.heads;
-        let split = |t: Tensor<3>, n: usize| t.reshape([b, n, h, d / h]).swap_dims(1, 2);
-        let q = split(self.q.forward(x), l);
-        let k = split(self.k.forward(context.clone()), s);
-        let v = split(self.v.forward(context), s);
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: self.causal,
-        };
-        let mask = pad.map(|p| p.clone().reshape([b, 1, 1, s]).expand([b, h, l, s]));
-        let a = attention(q, k, v, mask, None, options);
-        self.out.forward(a.swap_dims(1, 2).reshape([b, l, d]))
+        let q = self.q.forward(x);
+        let k = self.k.forward(context.clone());
+        let v = self.v.forward(context);
+        let a = attention(q, k, v, self.heads, self.causal, pad);
+        self.out.forward(a)
     }
 }
 
