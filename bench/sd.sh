@@ -24,7 +24,8 @@ diffuse_gen=$(python3 - "$folder" <<'PY'
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 subprocess.run(["target/release/diffuse", "sample", "--model", sys.argv[1], "--prompt", "a photo of a cat",
-                "--nfe", "2", "--height", "512", "--width", "512", "--out", "target/bench-sd/sample"],
+                "--nfe", "2", "--height", "512", "--width", "512", "--out", "target/bench-sd/sample",
+                "--force"],
                check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 print(json.dumps({"generation_seconds": time.perf_counter() - t0,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
