@@ -4,7 +4,7 @@
 Never run by CI. Needs a venv with torch, diffusers, transformers and safetensors, and CLIP's BPE
 file from the open-clip-torch wheel:
 
-    python3 -m venv /tmp/sdref && /tmp/sdref/bin/pip install torch numpy diffusers transformers safetensors
+    python3 -m venv /tmp/sdref && /tmp/sdref/bin/pip install torch numpy diffusers transformers safetensors scipy
     /tmp/sdref/bin/pip download --no-deps open-clip-torch -d /tmp/oc && unzip -o /tmp/oc/*.whl \
         'open_clip/bpe_simple_vocab_16e6.txt.gz' -d /tmp/oc
     /tmp/sdref/bin/python scripts/sd-fixtures.py --bpe /tmp/oc/open_clip/bpe_simple_vocab_16e6.txt.gz
