@@ -4,8 +4,9 @@
 //! the C library's `expf` with the masks tested per score, and re-scales its accumulator for
 //! every tile of 64 keys: `perf` put 30% of a Stable Diffusion UNet step there. Here each task
 //! takes a block of query rows of one head, computes the block's whole score rows with one
-//! gemm, the softmax in eight lanes with [`crate::act::exp_neg`], and the output with a second
-//! gemm of depth `s` (no re-scaling: the rows fit in the L2 cache).
+//! gemm, the softmax with [`crate::act::exp_neg`] (AVX2 or AVX-512 wide, its sums always in
+//! eight lanes, so the same bits on either), and the output with a second gemm of depth `s` (no
+//! re-scaling: the rows fit in the L2 cache).
 
 use burn::backend::Flex;
 use burn::tensor::module::attention as burn_attention;
