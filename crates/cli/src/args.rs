@@ -473,6 +473,10 @@ pub struct EvalArgs {
     /// Largest sample used for the O(n^2) energy distance.
     #[arg(long, default_value_t = 4000)]
     pub max_energy_n: usize,
+    /// With --model or --vae, where the pictures are drawn and the VAE runs (the judges and a
+    /// samples file's checks run on the CPU).
+    #[command(flatten)]
+    pub compute: DeviceArgs,
     #[command(flatten)]
     pub common: Common,
 }

@@ -1867,7 +1867,7 @@ fn a_lying_config_is_refused_naming_the_field() {
 fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
     let dir = tmp("device");
     let out = dir.join("out");
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 8] = [
         &["train", "--data", "spiral", "--steps", "5"],
         &[
             "train",
@@ -1888,6 +1888,8 @@ fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
         ],
         &["undiffuse", "--data", "8gaussians", "--n", "10"],
         &["bench", "--train-steps", "1", "--unet-steps", "0"],
+        &["eval", "--vae", "colour-fashion"],
+        &["eval", "--model", "colour-fashion", "--n", "1"],
     ];
     for command in commands {
         for (device, says) in [

@@ -131,7 +131,7 @@ fn prompts(a: &EvalArgs, model: &Path) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("fashion-mnist-classifier"));
     let checks = eval::pair_prompts(&a.prompts)?;
     let judge = eval::ColourJudge::load(&classifier)?;
-    let sd = StableDiffusion::load(&folder, &diffuse_core::device::cpu())
+    let sd = StableDiffusion::load(&folder, &a.compute.device()?)
         .with_context(|| format!("--model {}", model.display()))?;
     if sd.default_size() != diffuse_data::colour::SIZE {
         bail!(
@@ -142,6 +142,7 @@ fn prompts(a: &EvalArgs, model: &Path) -> Result<()> {
         );
     }
     let mut out = Output::new(&a.common, "eval")?;
+    out.set("device", a.compute.name());
     let (default_guidance, default_steps) = sd.default_guidance_and_steps();
     let scales = if a.guidance.is_empty() {
         vec![default_guidance]
@@ -269,7 +270,7 @@ fn vae(a: &EvalArgs, arg: &Path) -> Result<()> {
     } else {
         folder
     };
-    let (vae, config) = diffuse_nn::sd::AutoencoderKl::load(&dir, &diffuse_core::device::cpu())
+    let (vae, config) = diffuse_nn::sd::AutoencoderKl::load(&dir, &a.compute.device()?)
         .with_context(|| format!("--vae {}", arg.display()))?;
     let spec = a.data.as_deref().unwrap_or("colour-fashion-test");
     let test = dataset(spec, &mut Bars::new())?;
@@ -284,6 +285,7 @@ fn vae(a: &EvalArgs, arg: &Path) -> Result<()> {
         );
     }
     let mut out = Output::new(&a.common, "eval")?;
+    out.set("device", a.compute.name());
     let (psnr, n) = diffuse_pipeline::psnr(&vae, &test)?;
     let (originals, recons) = diffuse_pipeline::reconstructions(&vae, &test)?;
     let cols = if spec.starts_with("colour-fashion") {
