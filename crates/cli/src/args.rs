@@ -81,6 +81,8 @@ pub struct ServeArgs {
     /// Most requests waiting for one model; more are refused until one is done.
     #[arg(long, default_value_t = 16)]
     pub max_queue: usize,
+    #[command(flatten)]
+    pub compute: DeviceArgs,
 }
 
 /// Options every command has.

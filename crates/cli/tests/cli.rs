@@ -1907,4 +1907,8 @@ fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
             assert!(!out.exists(), "{} wrote {}", command[0], out.display());
         }
     }
+    // The web page's models sample on the device asked for; a bad one stops it before it
+    // listens.
+    let err = fails(&["serve", "--port", "0", "--device", "tpu"]);
+    assert!(err.contains("--device tpu"), "{err}");
 }

@@ -52,6 +52,8 @@ pub struct Options {
     /// Models to offer besides the shipped ones: folders of ours or Stable Diffusion folders.
     pub models: Vec<PathBuf>,
     pub limits: Limits,
+    /// Where the models sample (the seeds' experiments run on the build's default device).
+    pub device: burn::tensor::Device,
 }
 
 /// A model, its queue.
@@ -96,7 +98,7 @@ impl Server {
         for arg in &args {
             let name = models::name_for(arg, &order);
             loading(&name);
-            let served = models::open(arg, &name).map_err(|e| {
+            let served = models::open(arg, &name, &options.device).map_err(|e| {
                 // A folder here is an argument of serve, not a --model option.
                 let said = format!("{e:#}");
                 anyhow::anyhow!("{}", said.replace("--model: ", "").replace("--model ", ""))

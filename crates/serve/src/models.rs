@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use diffuse_core::device;
+use burn::tensor::Device;
 use diffuse_core::samplers::SamplerName;
 use diffuse_pipeline::sd::StableDiffusion;
-use diffuse_pipeline::{Loaded, load};
+use diffuse_pipeline::{Loaded, load_on};
 use serde::Serialize;
 
 /// What kind of samples a model draws.
@@ -62,13 +62,13 @@ pub struct Served {
     pub model: Model,
 }
 
-/// Loads `arg` (a folder, or a shipped model's name) as `name`.
-pub fn open(arg: &Path, name: &str) -> Result<Served> {
+/// Loads `arg` (a folder, or a shipped model's name) as `name`, on `device`.
+pub fn open(arg: &Path, name: &str, device: &Device) -> Result<Served> {
     let all: Vec<String> = SamplerName::ALL.iter().map(|s| s.to_string()).collect();
     let folder = diffuse_pipeline::shipped::model_folder(arg)?;
     if diffuse_pipeline::sd::is_pipeline(&folder) {
-        let sd = StableDiffusion::load(&folder, &device::cpu())
-            .with_context(|| format!("{}", arg.display()))?;
+        let sd =
+            StableDiffusion::load(&folder, device).with_context(|| format!("{}", arg.display()))?;
         let side = sd.default_size();
         let (guidance, nfe) = sd.default_guidance_and_steps();
         let sampler = diffuse_pipeline::sd::sampler_for_class(&sd.scheduler.class);
@@ -91,7 +91,7 @@ pub fn open(arg: &Path, name: &str) -> Result<Served> {
             model: Model::Sd(Box::new(sd)),
         });
     }
-    let model = load(arg)?;
+    let model = load_on(arg, device)?;
     let defaults = model.defaults();
     let image = model.image_shape().map(|(h, w)| (h, w, 1));
     let info = Info {

@@ -24,6 +24,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             queue: a.max_queue,
             ..Limits::default()
         },
+        device: a.compute.device()?,
     };
     let server = Server::new(options, &mut |name| eprintln!("loading model {name}"))?;
     let address = server.address()?;
@@ -34,7 +35,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         );
     }
     let names: Vec<String> = server.models().into_iter().map(|m| m.name).collect();
-    eprintln!("models: {}", names.join(", "));
+    eprintln!("models: {} (on {})", names.join(", "), a.compute.name());
     let shown = if a.host.is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), address.port())
     } else {
