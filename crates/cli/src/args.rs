@@ -505,6 +505,8 @@ pub struct ClassifierArgs {
     #[arg(long, default_value_t = 16)]
     pub channels: usize,
     #[command(flatten)]
+    pub compute: DeviceArgs,
+    #[command(flatten)]
     pub common: Common,
 }
 

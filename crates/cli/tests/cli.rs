@@ -1867,8 +1867,17 @@ fn a_lying_config_is_refused_naming_the_field() {
 fn a_device_this_build_lacks_is_refused_before_anything_is_written() {
     let dir = tmp("device");
     let out = dir.join("out");
-    let commands: [&[&str]; 8] = [
+    let commands: [&[&str]; 9] = [
         &["train", "--data", "spiral", "--steps", "5"],
+        &[
+            "classifier",
+            "--data",
+            "digits",
+            "--test-data",
+            "digits",
+            "--steps",
+            "5",
+        ],
         &[
             "train",
             "--data",

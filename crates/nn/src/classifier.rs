@@ -108,8 +108,11 @@ impl Classifier {
 pub type LabelledBatch = (Vec<f64>, Vec<usize>);
 
 /// Minimises the cross-entropy of the classes of images drawn by `draw` (global rows ->
-/// flattened images and their classes) with Adam; `on_step(step, loss)` sees every loss and may
-/// stop the run by returning an error.
+/// flattened images and their classes) with Adam on `device`; `on_step(step, loss)` sees every
+/// loss and may stop the run by returning an error. The weights are drawn on the CPU and the
+/// batches on the host, so the same seed trains the same classifier on every device (up to
+/// float32 summation order).
+#[allow(clippy::too_many_arguments)]
 pub fn train_classifier(
     config: &ClassifierConfig,
     draw: &dyn Fn(Range<u64>) -> Result<LabelledBatch>,
@@ -117,6 +120,7 @@ pub fn train_classifier(
     batch: usize,
     lr: f64,
     seed: u64,
+    device: &Device,
     on_step: &mut dyn FnMut(usize, f64) -> Result<()>,
 ) -> Result<Classifier> {
     if steps == 0 || batch == 0 || !(lr > 0.0 && lr.is_finite()) {
@@ -124,9 +128,8 @@ pub fn train_classifier(
             "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
         ));
     }
-    let device = Device::flex().autodiff();
-    device.seed(seed);
-    let mut model = config.init(&device)?;
+    let mut model = crate::train::drawn_on_host(seed, device, |host| config.init(host))?;
+    let device = device.clone().autodiff();
     let mut adam = AdamConfig::new().with_epsilon(1e-8).init();
     let (d, k) = (config.height * config.width, config.classes);
     for step in 1..=steps {

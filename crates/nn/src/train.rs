@@ -118,6 +118,29 @@ impl ModuleVisitor for Materialise {
     }
 }
 
+/// A new module's weights, drawn by `init` on the CPU from `seed` and moved to `device`'s
+/// autodiff form: each backend has its own random generator, and the same seed must give the
+/// same model wherever it trains. They are drawn all at once, under one lock: burn draws
+/// lazily, on first use, with each backend's own generator, which is one per process (two runs
+/// seeding it at once would mix their draws, and a replica forked before the first use would
+/// draw its own weights).
+pub(crate) fn drawn_on_host<M: Module>(
+    seed: u64,
+    device: &Device,
+    init: impl FnOnce(&Device) -> Result<M>,
+) -> Result<M> {
+    let _drawing = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+    let host = Device::flex().autodiff();
+    host.seed(seed);
+    let m = init(&host)?;
+    m.visit(&mut Materialise);
+    Ok(if *device == Device::flex() {
+        m
+    } else {
+        m.fork(&device.clone().autodiff())
+    })
+}
+
 /// A batch of training data: standardised row-major samples and, for a conditional model,
 /// their class indices.
 pub type Batch = (Vec<f64>, Option<Vec<usize>>);
@@ -161,24 +184,10 @@ pub fn train(
         ));
     }
     let device = train.device.clone().autodiff();
-    // A new model's weights are drawn on the CPU and moved: each backend has its own random
-    // generator, and the same seed must give the same model wherever it trains.
-    let on_cpu = train.device == Device::flex();
     let mut model = match start {
-        Some(m) if on_cpu => m,
+        Some(m) if train.device == Device::flex() => m,
         Some(m) => m.fork(&device),
-        None => {
-            // A new model's weights are drawn on the CPU, all at once, under one lock: burn
-            // draws lazily, on first use, with each backend's own generator, which is one per
-            // process (two runs seeding it at once would mix their draws, and a replica forked
-            // before the first use would draw its own weights).
-            let _drawing = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
-            let host = Device::flex().autodiff();
-            host.seed(train.seed);
-            let m = config.init(&host);
-            m.visit(&mut Materialise);
-            if on_cpu { m } else { m.fork(&device) }
-        }
+        None => drawn_on_host(train.seed, &train.device, |host| Ok(config.init(host)))?,
     };
     config.validate()?;
     if let Some(w) = train.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {

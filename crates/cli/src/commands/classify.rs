@@ -18,10 +18,12 @@ pub fn run(a: &ClassifierArgs) -> Result<()> {
         lr: a.lr,
         channels: a.channels,
         seed: a.common.seed,
+        device: a.compute.device()?,
     };
     let mut out = Output::new(&a.common, "classifier")?;
     let report = train_classifier(&run, &out.path(""), &mut Bars::new())?;
     out.report(report);
+    out.set("device", a.compute.name());
     out.finish()?;
     Ok(())
 }

@@ -68,6 +68,8 @@ pub struct ClassifierRun {
     pub channels: usize,
     /// Seed of all randomness.
     pub seed: u64,
+    /// Where it trains and is scored.
+    pub device: burn::tensor::Device,
 }
 
 /// Trains a classifier into the folder `dir` and scores it on the test split: the test
@@ -121,6 +123,7 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
         run.batch,
         run.lr,
         run.seed,
+        &run.device,
         &mut |k, l| {
             last.push(l);
             watch.advance(1).map_err(|e| diffuse_nn::NnError::Stopped {
@@ -131,7 +134,7 @@ pub fn train_classifier(run: &ClassifierRun, dir: &Path, watch: &mut dyn Watch) 
     )?;
     watch.finish();
     let model = burn::module::Module::valid(&model);
-    let dev = device::cpu();
+    let dev = run.device.clone();
     let x: Vec<f64> = (0..test_set.len())
         .flat_map(|i| test_set.unit_row(i).collect::<Vec<_>>())
         .collect();
