@@ -242,6 +242,8 @@ fn a_prompt_gives_the_pictures_diffuse_sample_gives_with_progress_on_the_way() {
     assert_eq!(status, 200);
     assert_eq!(summary["seed"], 7);
     assert_eq!(summary["prompt"], "a bag with a handle");
+    // Where it ran, as --device names it (this test's server is the build's default).
+    assert_eq!(summary["device"], diffuse_core::device::default_name());
     let (status, zip) = server.get(&format!("/api/jobs/{id}/download"));
     assert_eq!(status, 200);
     assert!(zip.starts_with(b"PK"));

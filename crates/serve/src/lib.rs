@@ -54,6 +54,8 @@ pub struct Options {
     pub limits: Limits,
     /// Where the models sample (the seeds' experiments run on the build's default device).
     pub device: burn::tensor::Device,
+    /// Its name as `--device` spells it (what `auto` chose), for each job's summary.json.
+    pub device_name: String,
 }
 
 /// A model, its queue.
@@ -98,11 +100,12 @@ impl Server {
         for arg in &args {
             let name = models::name_for(arg, &order);
             loading(&name);
-            let served = models::open(arg, &name, &options.device).map_err(|e| {
-                // A folder here is an argument of serve, not a --model option.
-                let said = format!("{e:#}");
-                anyhow::anyhow!("{}", said.replace("--model: ", "").replace("--model ", ""))
-            })?;
+            let served =
+                models::open(arg, &name, &options.device, &options.device_name).map_err(|e| {
+                    // A folder here is an argument of serve, not a --model option.
+                    let said = format!("{e:#}");
+                    anyhow::anyhow!("{}", said.replace("--model: ", "").replace("--model ", ""))
+                })?;
             let entry = Entry {
                 served: Arc::new(served),
                 queue: Arc::new(Queue::default()),

@@ -54,6 +54,8 @@ pub struct Info {
     pub guidance: f64,
     /// The samplers it runs.
     pub samplers: Vec<String>,
+    /// Where it samples, as `--device` names it.
+    pub device: String,
 }
 
 /// A model and its description.
@@ -62,8 +64,9 @@ pub struct Served {
     pub model: Model,
 }
 
-/// Loads `arg` (a folder, or a shipped model's name) as `name`, on `device`.
-pub fn open(arg: &Path, name: &str, device: &Device) -> Result<Served> {
+/// Loads `arg` (a folder, or a shipped model's name) as `name`, on `device` (named
+/// `device_name`).
+pub fn open(arg: &Path, name: &str, device: &Device, device_name: &str) -> Result<Served> {
     let all: Vec<String> = SamplerName::ALL.iter().map(|s| s.to_string()).collect();
     let folder = diffuse_pipeline::shipped::model_folder(arg)?;
     if diffuse_pipeline::sd::is_pipeline(&folder) {
@@ -85,6 +88,7 @@ pub fn open(arg: &Path, name: &str, device: &Device) -> Result<Served> {
             nfe: Some(nfe),
             guidance,
             samplers: all,
+            device: device_name.to_string(),
         };
         return Ok(Served {
             info,
@@ -111,6 +115,7 @@ pub fn open(arg: &Path, name: &str, device: &Device) -> Result<Served> {
         nfe: defaults.nfe,
         guidance: defaults.guidance,
         samplers: all,
+        device: device_name.to_string(),
     };
     Ok(Served {
         info,

@@ -40,6 +40,7 @@ fn ours(served: &Served, model: &Loaded, request: &Request, job: &Job) -> Result
     let mut summary = Report::new();
     summary.set("model", served.info.name.clone());
     summary.set("source", served.info.source.clone());
+    summary.set("device", served.info.device.clone());
     summary.extend(samples.report(request));
     if !samples.labels.is_empty() {
         summary.set("labels", samples.labels.clone());
@@ -80,6 +81,7 @@ fn stable_diffusion(
     let mut summary = Report::new();
     summary.set("model", served.info.name.clone());
     summary.set("source", served.info.source.clone());
+    summary.set("device", served.info.device.clone());
     summary.set("prompt", request.prompt.clone());
     summary.set("negative_prompt", request.negative_prompt.clone());
     summary.set("sampler", out.sampler.as_str());

@@ -25,6 +25,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             ..Limits::default()
         },
         device: a.compute.device()?,
+        device_name: a.compute.name().to_string(),
     };
     let server = Server::new(options, &mut |name| eprintln!("loading model {name}"))?;
     let address = server.address()?;
