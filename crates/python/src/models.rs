@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use diffuse_core::device;
 use diffuse_pipeline::sd::{self, SdRequest, StableDiffusion};
-use diffuse_pipeline::{Ask, Loaded, Request, TrainRun, generate, load, train};
+use diffuse_pipeline::{Ask, Loaded, Request, TrainRun, generate, load_on, train};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::arrays::{Array1, Array2, matrix, rows};
 use crate::sampling::{DensityOf, SamplerOptions, likelihoods, settings};
-use crate::watch::{OrValueError, Raised, detached, refuse};
+use crate::watch::{OrValueError, Raised, detached, device, refuse};
 
 /// Settings of a training run, with the command line's names and defaults (`diffuse train`).
 #[derive(FromPyObject)]
@@ -40,6 +39,7 @@ pub struct TrainOptions {
     pub ema: Option<f64>,
     pub label_dropout: f64,
     pub seed: u64,
+    pub device: String,
 }
 
 /// Trains a model on a data spec, or on the rows of `x` and their `labels` (written to
@@ -122,7 +122,7 @@ pub fn train_model<'py>(
         kl_weight: diffuse_pipeline::KL_WEIGHT,
         vae: None,
         seed: o.seed,
-        device: device::default_device(),
+        device: device(&o.device)?,
         parallel: Default::default(),
     };
     let raised = Raised::default();
@@ -147,8 +147,9 @@ pub struct NativeModel {
 #[pymethods]
 impl NativeModel {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let model = py.detach(|| load(&path)).py()?;
+    fn new(py: Python<'_>, path: PathBuf, device: &str) -> PyResult<Self> {
+        let dev = self::device(device)?;
+        let model = py.detach(|| load_on(&path, &dev)).py()?;
         Ok(Self {
             model: Box::new(model),
         })
@@ -269,11 +270,12 @@ pub struct NativeStableDiffusion {
 #[pymethods]
 impl NativeStableDiffusion {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: PathBuf, device: &str) -> PyResult<Self> {
+        let dev = self::device(device)?;
         let sd = py
             .detach(|| {
                 let folder = diffuse_pipeline::shipped::model_folder(&path)?;
-                StableDiffusion::load(&folder, &device::default_device())
+                StableDiffusion::load(&folder, &dev)
             })
             .py()?;
         Ok(Self { sd })

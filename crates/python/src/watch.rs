@@ -131,3 +131,10 @@ impl<T, E: Into<anyhow::Error>> OrValueError<T> for std::result::Result<T, E> {
 pub fn refuse<T>(message: impl Into<String>) -> PyResult<T> {
     Err(PyValueError::new_err(message.into()))
 }
+
+/// The device `device=` names (`auto`, `cpu`, `wgpu`, `cuda:1`, ...), or a ValueError naming
+/// it and what this build runs on.
+pub fn device(spec: &str) -> PyResult<burn::tensor::Device> {
+    diffuse_core::device::parse(spec)
+        .map_err(|e| PyValueError::new_err(e.to_string().replacen("--device ", "device=", 1)))
+}

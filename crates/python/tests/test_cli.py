@@ -41,6 +41,12 @@ def test_a_learned_models_samples_and_weights(cli, tmp_path):
         "--out", tmp_path / "s")
     x = model.sample(400, sampler="ddim", nfe=10, seed=3, progress=False)
     np.testing.assert_array_equal(x, read(tmp_path / "s" / "samples.csv", 2))
+    # device= as --device: the CPU named is the CPU this build chose.
+    run(cli, "sample", "--model", a, "--n", 400, "--sampler", "ddim", "--nfe", 10, "--seed", 3,
+        "--device", "cpu", "--out", tmp_path / "c")
+    x = diffuse.Model.load(b, device="cpu").sample(400, sampler="ddim", nfe=10, seed=3,
+                                                   progress=False)
+    np.testing.assert_array_equal(x, read(tmp_path / "c" / "samples.csv", 2))
 
 
 def test_a_shipped_image_models_images(cli, tmp_path):

@@ -35,6 +35,20 @@ def test_bad_specs():
         diffuse.sample(diffuse.Mixture.deltas([0.0]), n=10, wiggle=3)
 
 
+def test_a_device_this_build_lacks_is_named(tmp_path):
+    for load in (diffuse.Model.load, diffuse.load):
+        with pytest.raises(ValueError) as e:
+            load("fashion-mnist", device="tpu")
+        assert "device=tpu: not a device" in one_line(e) and "cpu" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        diffuse.StableDiffusion("colour-fashion", device="cuda:x")
+    assert "device=cuda:x" in one_line(e)
+    with pytest.raises(ValueError) as e:
+        diffuse.train("spiral", tmp_path / "m", steps=5, device="tpu", progress=False)
+    assert "device=tpu" in one_line(e)
+    assert not (tmp_path / "m").exists()
+
+
 def test_nan_input_names_its_place():
     x = np.zeros((5, 2))
     x[3, 1] = np.nan

@@ -32,9 +32,11 @@ class Model:
         self.path = os.fspath(native.source)
 
     @classmethod
-    def load(cls, path: PathLike) -> "Model":
-        """Loads a model folder, or a shipped model by name."""
-        return cls(_diffuse.NativeModel(os.fspath(path)))
+    def load(cls, path: PathLike, device: str = "auto") -> "Model":
+        """Loads a model folder, or a shipped model by name, on ``device`` (``"auto"``: the
+        best this build has, a GPU when built with the wgpu or cuda feature; ``"cpu"``,
+        ``"wgpu"``, ``"cuda:1"``, ... as ``--device``); it samples there."""
+        return cls(_diffuse.NativeModel(os.fspath(path), str(device)))
 
     @property
     def dim(self) -> int:
@@ -138,6 +140,7 @@ def train(
     ema: Optional[float] = None,
     label_dropout: float = 0.1,
     seed: int = 0,
+    device: str = "auto",
     progress: Progress = None,
 ) -> Model:
     """Trains a denoiser with the DDPM loss into the folder ``out`` and returns it loaded, as
@@ -149,7 +152,9 @@ def train(
     ``cond="label"``), written to ``out/data.csv`` so that the model's record names its data. A folder that already holds a model is kept unless ``force`` (replace it)
     or ``resume`` (continue its training). Checkpoints are written every ``save_every`` steps;
     Ctrl-C stops the run and keeps the last one. ``model.losses`` afterwards holds (step,
-    loss) rows.
+    loss) rows. ``device`` is where it trains and the returned model samples (as
+    :meth:`Model.load`); the same seed trains the same model on every device, up to float32
+    summation order.
     """
     if out is None:
         out = tempfile.mkdtemp(prefix="diffuse-model-")
@@ -174,11 +179,11 @@ def train(
         "save_every": _checks.count(save_every, "save_every"), "resume": bool(resume),
         "force": bool(force), "cond": cond, "target": target,
         "ema": None if ema is None else float(ema), "label_dropout": float(label_dropout),
-        "seed": _checks.seed(seed),
+        "seed": _checks.seed(seed), "device": str(device),
     }
     with reporter(progress) as cb:
         losses, report = _diffuse.train_model(spec, x, labels, os.fspath(out), options, cb)
-    m = Model.load(out)
+    m = Model.load(out, device)
     m.losses = losses
     m.report = json.loads(report)
     return m
@@ -187,10 +192,11 @@ def train(
 class StableDiffusion:
     """A Stable Diffusion pipeline folder as diffusers saves it (``model_index.json``, the
     text encoder, UNet, VAE, tokenizer and scheduler), or a shipped one by name
-    (``"colour-fashion"``), run as ``diffuse sample --model``."""
+    (``"colour-fashion"``), run as ``diffuse sample --model``, on ``device`` (as
+    :meth:`Model.load`)."""
 
-    def __init__(self, path: PathLike) -> None:
-        self._native = _diffuse.NativeStableDiffusion(os.fspath(path))
+    def __init__(self, path: PathLike, device: str = "auto") -> None:
+        self._native = _diffuse.NativeStableDiffusion(os.fspath(path), str(device))
         self.path = os.fspath(path)
 
     def __call__(
@@ -224,11 +230,12 @@ class StableDiffusion:
         return f"StableDiffusion({self.path!r})"
 
 
-def load(path: PathLike) -> Union[Model, StableDiffusion]:
+def load(path: PathLike, device: str = "auto") -> Union[Model, StableDiffusion]:
     """A Stable Diffusion folder (with model_index.json), a model folder, or a shipped model
-    by name."""
+    by name, on ``device`` (``"auto"``, ``"cpu"``, ``"wgpu"``, ``"cuda:1"``, ... as
+    ``--device``)."""
     if os.path.isfile(os.path.join(os.fspath(path), "model_index.json")) or (
         not os.path.exists(os.fspath(path)) and os.fspath(path) in _diffuse.shipped_pipelines()
     ):
-        return StableDiffusion(path)
-    return Model.load(path)
+        return StableDiffusion(path, device)
+    return Model.load(path, device)
