@@ -54,7 +54,7 @@ class NativeModel:
     reads_prompts: bool
     record: str
     source: str
-    def __init__(self, path: str) -> None: ...
+    def __init__(self, path: str, device: str) -> None: ...
     def sample(
         self, n: Optional[int], options: dict, seed: int, batch: int, label: Optional[str],
         prompt: Optional[str], guidance: Optional[float], clip: bool, progress: Progress,
@@ -65,7 +65,7 @@ class NativeModel:
 
 class NativeStableDiffusion:
     default_size: int
-    def __init__(self, path: str) -> None: ...
+    def __init__(self, path: str, device: str) -> None: ...
     def generate(
         self, prompt: str, negative_prompt: str, guidance: float, sampler: Optional[str],
         steps: int, seed: int, n: int, batch: int, height: Optional[int], width: Optional[int],
