@@ -657,6 +657,11 @@ pub struct TrainArgs {
     /// sampling.
     #[arg(long, default_value_t = 0.1)]
     pub label_dropout: f64,
+    /// --cond prompt: put Gaussian noise (a standard deviation per coordinate drawn in [0, this])
+    /// on each caption's embedding, back to unit length, so that prompts near the captions, not
+    /// only the captions, land on their class. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub prompt_noise: f64,
     /// --model vae: the weight of the KL term against the summed squared error per image
     /// (latent diffusion's KL autoencoders: 1e-6).
     #[arg(long, default_value_t = diffuse_pipeline::KL_WEIGHT)]
@@ -695,6 +700,11 @@ pub struct SampleArgs {
     /// for seed 000's --cond sign models: left or right.
     #[arg(long)]
     pub prompt: Option<String>,
+    /// A model trained on captions reads a prompt as the caption of its own that the text
+    /// encoder puts nearest (by a vote over each class's captions; printed, and in
+    /// summary.json); this gives it the prompt's embedding as it is instead.
+    #[arg(long)]
+    pub prompt_as_is: bool,
     /// Classifier-free guidance weight: 0 unconditional, 1 conditional, > 1 guided (default 1;
     /// 3 for image models asked for a label or prompt and for latent models trained here such
     /// as colour-fashion; 7.5 for a downloaded Stable Diffusion, as diffusers).

@@ -1037,6 +1037,8 @@ fn every_architecture_trains_resumes_and_samples() {
         &["--model", "transformer"][..],
         &["--model", "sinusoidal-mlp", "--time-features", "3"],
         &["--weight-decay", "-1"],
+        &["--prompt-noise", "0.1"],
+        &["--prompt-noise", "-1"],
     ] {
         let mut args = vec!["train", "--data", &spec, "--steps", "10", "--out"];
         let o = dir.join("bad");
@@ -1705,6 +1707,7 @@ fn flags_and_values_a_model_or_data_cannot_take_are_refused() {
     for (flag, says) in [
         ("--animate", "--animate films image models"),
         ("--no-clip", "--no-clip applies to image models"),
+        ("--prompt-as-is", "--prompt-as-is goes with --prompt"),
     ] {
         let e = fails(&[
             "sample",
@@ -1719,6 +1722,21 @@ fn flags_and_values_a_model_or_data_cannot_take_are_refused() {
         ]);
         assert!(e.contains(says), "{e}");
     }
+    let e = fails(&[
+        "sample",
+        "--model",
+        s(&m),
+        "--prompt",
+        "left",
+        "--prompt-as-is",
+        "--out",
+        s(&o),
+        "--force",
+    ]);
+    assert!(
+        e.contains("--prompt-as-is is for models trained on captions"),
+        "{e}"
+    );
     let u = dir.join("u");
     ok(&[
         "undiffuse",

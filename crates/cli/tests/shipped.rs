@@ -80,6 +80,12 @@ fn prompt_accuracy(
             "--out",
             s(&e),
         ]);
+        // The model reads the prompt as one of its captions, and says which.
+        let read = summary(&out);
+        assert!(
+            read["prompt_read_as"].is_string() && read["prompt_read_as_class"].is_string(),
+            "{prompt}: {read}"
+        );
         let v = summary(&e);
         let acc = v["accuracy"].as_f64().unwrap();
         println!(
@@ -101,7 +107,10 @@ fn the_shipped_model_draws_the_class_asked_for() {
     assert!(acc >= 0.85, "accuracy {acc}");
 }
 
-/// Acceptance 2 of issue 5: prompts in new words, at least 70% of the class meant.
+/// Acceptance 2 of issue 5: prompts in new words, at least 70% of the class meant. Read as the
+/// model's captions (the default since issue 16) the shipped model scores 0.75 here (0.715 given
+/// the prompts' own embeddings); the two it misses are the encoder's, whose caption vote puts
+/// the anorak with the bags and hiking through mud with the sneakers.
 #[test]
 fn prompts_in_new_words_land_on_their_class() {
     const PROMPTS: [(&str, &str); 10] = [
@@ -129,9 +138,10 @@ fn prompts_in_new_words_land_on_their_class() {
 
 /// Issue 16: a second list for the Fashion-MNIST model, written before any model was sampled on
 /// it; no caption uses their distinctive words (checked in diffuse-data's captions tests). The
-/// shipped model scores 0.61 (seed 1, 20 images each); the bound guards that level against
-/// round-off elsewhere changing a few images. A model trained 9,000 steps on twice as many
-/// captions per class scored 0.47 here (0.65 on the list above) and was not shipped.
+/// shipped model scores 0.845 reading the prompts as its captions (seed 1, 20 images each; 0.61
+/// given the prompts' own embeddings); the bound leaves room for round-off elsewhere changing
+/// a few images. A model trained 9,000 steps on twice as many captions per class scored 0.47
+/// here given the prompts' own embeddings (0.65 on the list above) and was not shipped.
 #[test]
 fn a_second_list_of_new_prompts_lands_on_its_class() {
     const PROMPTS: [(&str, &str); 10] = [
@@ -157,7 +167,63 @@ fn a_second_list_of_new_prompts_lands_on_its_class() {
         &classes,
         &PROMPTS,
     );
-    assert!(acc >= 0.55, "{acc}");
+    assert!(acc >= 0.75, "{acc}");
+}
+
+/// Issue 16: a third list, written before the captions' vote was measured on it or any model
+/// sampled on it, and left out of the choice of the vote's temperature (made on the two lists
+/// above): the shipped model scores 0.87 (0.68 given the prompts' own embeddings).
+#[test]
+fn a_third_list_held_out_from_the_prompt_reading_lands_on_its_class() {
+    const PROMPTS: [(&str, &str); 10] = [
+        ("a shoe for the basketball court", "sneaker"),
+        ("a pair of chinos", "trouser"),
+        ("a duffel for a weekend away", "bag"),
+        ("cozy knitwear", "pullover"),
+        ("what she wore to the prom", "dress"),
+        ("strappy shoes for a hot day", "sandal"),
+        ("a puffer for the snow", "coat"),
+        ("a combat boot", "ankle-boot"),
+        ("a top with a band logo printed on it", "t-shirt"),
+        ("an oxford shirt with a pocket", "shirt"),
+    ];
+    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
+    let acc = prompt_accuracy(
+        "fashion-mnist-third",
+        "fashion-mnist",
+        "fashion-mnist-classifier",
+        &classes,
+        &PROMPTS,
+    );
+    assert!(acc >= 0.75, "{acc}");
+}
+
+/// `--prompt-as-is` gives the model the prompt's own embedding: nothing is read as a caption,
+/// and the pictures differ from the default's ("a puffer for the snow" is read as "a winter
+/// coat"; as it is, the shipped model draws bags).
+#[test]
+fn prompt_as_is_gives_the_model_the_prompt_itself() {
+    let dir = tmp("as-is");
+    let (read, raw) = (dir.join("read"), dir.join("raw"));
+    let base = [
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--prompt",
+        "a puffer for the snow",
+        "--n",
+        "4",
+    ];
+    ok(&[&base[..], &["--out", s(&read)]].concat());
+    ok(&[&base[..], &["--prompt-as-is", "--out", s(&raw)]].concat());
+    let (r, w) = (summary(&read), summary(&raw));
+    assert_eq!(r["prompt_read_as"], "a winter coat");
+    assert_eq!(r["prompt_read_as_class"], "coat");
+    assert!(w.get("prompt_read_as").is_none(), "{w}");
+    assert_ne!(
+        std::fs::read(read.join("images/0000.png")).unwrap(),
+        std::fs::read(raw.join("images/0000.png")).unwrap()
+    );
 }
 
 /// Prompts for the MNIST model in words its captions ("7", "seven", "the digit 7", "the number

@@ -94,6 +94,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Probability of hiding a sample's class during training (classifier-free guidance).
     pub label_dropout: f64,
+    /// For a prompt-conditioned model: each shown caption's embedding gets Gaussian noise of a
+    /// per-coordinate standard deviation drawn uniformly in [0, this] and is scaled back to unit
+    /// length, so that the model learns to answer a neighbourhood of each caption (where a
+    /// paraphrase lands) rather than its point only. 0: the captions as they are.
+    pub prompt_noise: f64,
     /// What the model learns to predict: eps (DDPM), x0, or v = sqrt(ab) eps - sqrt(1 - ab) x0.
     pub target: Target,
     /// For a prompt-conditioned model: the sentence embeddings of each class's captions; each
@@ -281,13 +286,23 @@ impl Shard<'_> {
                 let hide = noise.uniforms(Stream::Other, 2 * step as u64 + (1 << 40), rows.clone());
                 let pick = noise.uniforms(Stream::Other, 2 * step as u64 + (1 << 41), rows.clone());
                 let hidden: Vec<bool> = hide.iter().map(|u| *u < train.label_dropout).collect();
-                Some(condition_rows(
-                    config,
-                    &labels,
-                    &hidden,
-                    &pick,
-                    &train.prompts,
-                )?)
+                let (mut shown, width) =
+                    condition_rows(config, &labels, &hidden, &pick, &train.prompts)?;
+                if train.prompt_noise > 0.0 && config.text() > 0 {
+                    let key = 2 * step as u64 + (1 << 42);
+                    let strength = noise.uniforms(Stream::Other, key, rows.clone());
+                    let z = noise.normals(Stream::Other, key + 1, rows.clone(), width);
+                    let z = z.iter().map(|v| *v as f32).collect::<Vec<_>>();
+                    perturb_prompts(
+                        &mut shown,
+                        width,
+                        &hidden,
+                        &strength,
+                        &z,
+                        train.prompt_noise,
+                    );
+                }
+                Some((shown, width))
             }
             None => {
                 return Err(NnError::Invalid(
@@ -333,7 +348,7 @@ impl Shard<'_> {
 /// The settings every process of a group must share, as one number (FNV-1a of their text).
 fn fingerprint(config: &ModelConfig, train: &TrainConfig, first_step: usize) -> u64 {
     let text = format!(
-        "{config:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{}",
+        "{config:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{:?}|{}|{}",
         train.steps,
         train.batch,
         train.lr.to_bits(),
@@ -341,6 +356,7 @@ fn fingerprint(config: &ModelConfig, train: &TrainConfig, first_step: usize) -> 
         train.weight_decay.map(f64::to_bits),
         train.clip.map(f64::to_bits),
         train.label_dropout.to_bits(),
+        train.prompt_noise.to_bits(),
         train.target,
         train.parallel.per_process(),
         first_step
@@ -371,6 +387,33 @@ pub(crate) fn descend<M: burn::module::Module>(
 /// The condition rows of a batch and their width: one-hot classes (the last slot for a hidden
 /// class), or for a prompt-conditioned model the embedding of the caption `pick` chooses among
 /// the class's captions (zeros for a hidden prompt).
+/// Moves each shown caption embedding (a row of `shown`, `width` wide; hidden rows stay zero)
+/// by `strength[i] * max` times the normals of its row of `z`, and scales it back to the length
+/// it had: a point near the caption on the encoder's unit sphere.
+fn perturb_prompts(
+    shown: &mut [f32],
+    width: usize,
+    hidden: &[bool],
+    strength: &[f64],
+    z: &[f32],
+    max: f64,
+) {
+    for (i, row) in shown.chunks_exact_mut(width).enumerate() {
+        if hidden[i] {
+            continue;
+        }
+        let length = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let s = (strength[i] * max) as f32;
+        for (v, n) in row.iter_mut().zip(&z[i * width..(i + 1) * width]) {
+            *v += s * n;
+        }
+        let moved = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if moved > 0.0 {
+            row.iter_mut().for_each(|v| *v *= length / moved);
+        }
+    }
+}
+
 fn condition_rows(
     config: &ModelConfig,
     labels: &[usize],
@@ -405,4 +448,80 @@ fn condition_rows(
         rows[i * width..(i + 1) * width].copy_from_slice(&captions[k]);
     }
     Ok((rows, width))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rows` unit vectors of `width` drawn from `seed`, with their normals for the noise.
+    fn unit_rows(rows: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let noise = NoiseSource::new(seed);
+        let mut c: Vec<f32> = noise
+            .normals(Stream::Other, 0, 0..rows as u64, width)
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
+        for row in c.chunks_exact_mut(width) {
+            let l = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|v| *v /= l);
+        }
+        let z = noise.normals(Stream::Other, 1, 0..rows as u64, width);
+        (c, z.iter().map(|v| *v as f32).collect())
+    }
+
+    #[test]
+    fn prompt_noise_keeps_length_and_hidden_rows_and_nothing_moves_at_zero() {
+        let (w, n) = (7, 5);
+        let (c, z) = unit_rows(n, w, 3);
+        let mut shown = c.clone();
+        let hidden = [false, true, false, false, true];
+        for (i, h) in hidden.iter().enumerate() {
+            if *h {
+                shown[i * w..(i + 1) * w].fill(0.0);
+            }
+        }
+        let before = shown.clone();
+        perturb_prompts(&mut shown, w, &hidden, &[0.7; 5], &z, 0.0);
+        assert_eq!(shown, before);
+        perturb_prompts(&mut shown, w, &hidden, &[0.0, 0.3, 0.5, 1.0, 0.9], &z, 0.4);
+        for (i, row) in shown.chunks_exact(w).enumerate() {
+            let l = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if hidden[i] {
+                assert!(row.iter().all(|v| *v == 0.0), "hidden row {i} moved");
+            } else {
+                assert!((l - 1.0).abs() < 1e-6, "row {i} has length {l}");
+            }
+        }
+        assert_eq!(shown[..w], before[..w], "strength 0 moved row 0");
+        assert_ne!(shown[2 * w..3 * w], before[2 * w..3 * w]);
+    }
+
+    /// At per-coordinate strength s in `width` dimensions the moved caption's cosine to the
+    /// caption is about 1 / sqrt(1 + s^2 width) (|z|^2 ~ width, z.c ~ N(0, 1)): the scale the
+    /// README's choice of --prompt-noise is argued in.
+    #[test]
+    fn prompt_noise_moves_a_caption_by_its_closed_form_angle() {
+        let (w, n) = (384, 2000);
+        let (c, z) = unit_rows(n, w, 5);
+        for s in [0.02f64, 0.05, 0.1] {
+            let mut shown = c.clone();
+            perturb_prompts(&mut shown, w, &vec![false; n], &vec![1.0; n], &z, s);
+            let cos: Vec<f64> = shown
+                .chunks_exact(w)
+                .zip(c.chunks_exact(w))
+                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum())
+                .collect();
+            let mean = cos.iter().sum::<f64>() / n as f64;
+            let sd = (cos.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+            let want = 1.0 / (1.0 + s * s * w as f64).sqrt();
+            // Five standard errors of the mean, plus the closed form's neglected terms of
+            // order s^2 (the fluctuation of |z|^2 and z.c about their means).
+            let tol = 5.0 * sd / (n as f64).sqrt() + s * s;
+            assert!(
+                (mean - want).abs() < tol,
+                "s {s}: mean cosine {mean}, closed form {want}"
+            );
+        }
+    }
 }

@@ -91,6 +91,7 @@ fn training_learns_and_checkpoints_round_trip() {
         clip: Some(1.0),
         seed: 3,
         label_dropout: 0.0,
+        prompt_noise: 0.0,
         prompts: vec![],
         target: diffuse_core::Target::Eps,
         device: diffuse_core::device::cpu(),

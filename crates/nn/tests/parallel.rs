@@ -44,6 +44,7 @@ fn config(parallel: Parallel) -> TrainConfig {
         clip: Some(1.0),
         seed: 11,
         label_dropout: 0.2,
+        prompt_noise: 0.0,
         prompts: vec![],
         target: Target::Eps,
         device: diffuse_core::device::cpu(),

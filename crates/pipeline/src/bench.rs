@@ -57,6 +57,7 @@ fn train_config(steps: usize, batch: usize, seed: u64, device: &Device) -> Train
         clip: None,
         seed,
         label_dropout: 0.0,
+        prompt_noise: 0.0,
         prompts: vec![],
         target: Target::Eps,
         device: device.clone(),
@@ -130,6 +131,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         let tc = TrainConfig {
             clip: Some(1.0),
             label_dropout: 0.1,
+            prompt_noise: 0.0,
             prompts: prompts.clone(),
             ..train_config(b.unet_steps, 64, b.seed, &b.device)
         };

@@ -43,6 +43,9 @@ pub struct Request {
     pub guidance: f64,
     /// For image models: clip the predicted clean image to the pixel range [-1, 1].
     pub clip: bool,
+    /// For a model trained on captions: give it the prompt's own embedding, not the caption
+    /// it is read as ([`crate::prompt_reading`]).
+    pub prompt_as_is: bool,
 }
 
 impl Request {
@@ -159,6 +162,7 @@ impl Request {
             ask: Ask::Nothing,
             guidance: 1.0,
             clip: true,
+            prompt_as_is: false,
         }
     }
 }
@@ -178,6 +182,8 @@ pub struct Samples {
     pub fixed: Fixed,
     /// A prompt longer than the text encoder reads: its length in tokens.
     pub prompt_tokens_before_truncation: Option<usize>,
+    /// The training caption (and its class) the prompt was read as.
+    pub prompt_read_as: Option<(String, String)>,
 }
 
 impl Samples {
@@ -211,6 +217,10 @@ impl Samples {
         if let Some(k) = self.prompt_tokens_before_truncation {
             out.set("prompt_tokens_before_truncation", k);
         }
+        if let Some((caption, class)) = &self.prompt_read_as {
+            out.set("prompt_read_as", caption.as_str());
+            out.set("prompt_read_as_class", class.as_str());
+        }
         out.num("guidance", request.guidance);
         out.set("n", self.len());
         out.set("nfe", self.nfe);
@@ -226,7 +236,7 @@ struct Group {
 }
 
 /// Turns what was asked into groups of conditions, encoding a prompt with the text encoder.
-fn groups(model: &Loaded, ask: &Ask, watch: &mut dyn Watch) -> Result<(Vec<Group>, Option<usize>)> {
+fn groups(model: &Loaded, ask: &Ask, as_is: bool, watch: &mut dyn Watch) -> Result<Prompted> {
     let record = &model.record;
     let unconditioned = Group {
         label: None,
@@ -242,30 +252,89 @@ fn groups(model: &Loaded, ask: &Ask, watch: &mut dyn Watch) -> Result<(Vec<Group
     };
     ask.check(model)?;
     let name = match ask {
-        Ask::Nothing => return Ok((vec![unconditioned], None)),
+        Ask::Nothing => return Ok(Prompted::of(vec![unconditioned])),
         Ask::Prompt(p) if model.reads_prompts() => {
-            let e = text_encoder()?.encode(p)?;
+            let encoder = text_encoder()?;
+            let e = encoder.encode(p)?;
             if let Some(k) = e.truncated_from {
                 watch.warn(&format!(
                     "the prompt has {k} tokens; the text encoder reads the first {}",
                     e.ids.len()
                 ));
             }
+            let (embedding, read_as) = match as_is {
+                true => (e.embedding, None),
+                false => read_as_caption(record, &encoder, e.embedding)?,
+            };
             let group = Group {
                 label: None,
-                condition: Condition::Vector(e.embedding),
+                condition: Condition::Vector(embedding),
             };
-            return Ok((vec![group], e.truncated_from));
+            return Ok(Prompted {
+                groups: vec![group],
+                truncated: e.truncated_from,
+                read_as,
+            });
         }
         Ask::AllLabels => "all",
         Ask::Label(l) | Ask::Prompt(l) => l.as_str(),
     };
     if name == "all" {
-        return Ok(((0..record.classes.len()).map(class).collect(), None));
+        return Ok(Prompted::of((0..record.classes.len()).map(class).collect()));
     }
     // Known: checked above.
     let i = record.classes.iter().position(|c| c == name).unwrap_or(0);
-    Ok((vec![class(i)], None))
+    Ok(Prompted::of(vec![class(i)]))
+}
+
+/// The caption a prompt was read as, and its class.
+type ReadAs = (String, String);
+
+/// The groups to draw, and what became of a prompt.
+struct Prompted {
+    groups: Vec<Group>,
+    /// A prompt longer than the encoder reads: its length in tokens.
+    truncated: Option<usize>,
+    /// The caption and class a prompt was read as.
+    read_as: Option<ReadAs>,
+}
+
+impl Prompted {
+    fn of(groups: Vec<Group>) -> Self {
+        Self {
+            groups,
+            truncated: None,
+            read_as: None,
+        }
+    }
+}
+
+/// The embedding of the model's caption that `prompt` is read as (with the caption and its
+/// class), or `prompt` itself for a model whose record has no captions.
+fn read_as_caption(
+    record: &diffuse_nn::Checkpoint,
+    encoder: &diffuse_text::TextEncoder,
+    prompt: Vec<f32>,
+) -> Result<(Vec<f32>, Option<ReadAs>)> {
+    if record.captions.iter().all(|c| c.is_empty()) {
+        return Ok((prompt, None));
+    }
+    let embedded = record
+        .captions
+        .iter()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Ok(encoder.encode(c)?.embedding))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let Some(r) = crate::prompt_reading::read(&prompt, &embedded, crate::prompt_reading::TAU)
+    else {
+        return Ok((prompt, None));
+    };
+    let caption = record.captions[r.class][r.caption].clone();
+    let class = record.classes.get(r.class).cloned().unwrap_or_default();
+    Ok((embedded[r.class][r.caption].clone(), Some((caption, class))))
 }
 
 /// The installed text encoder, or an error that says how to install it.
@@ -277,7 +346,11 @@ pub(crate) fn text_encoder() -> Result<diffuse_text::TextEncoder> {
 pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Result<Samples> {
     request.check()?;
     let n = request.n;
-    let (groups, truncated) = groups(model, &request.ask, watch)?;
+    let Prompted {
+        groups,
+        truncated,
+        read_as,
+    } = groups(model, &request.ask, request.prompt_as_is, watch)?;
     let (d, t, dev) = (model.dim(), model.record.steps, model.device.clone());
     // The samples of every group, and the copies made while writing them.
     crate::budget::check(
@@ -351,5 +424,6 @@ pub fn generate(model: &Loaded, request: &Request, watch: &mut dyn Watch) -> Res
         nfe,
         fixed,
         prompt_tokens_before_truncation: truncated,
+        prompt_read_as: read_as,
     })
 }

@@ -28,6 +28,7 @@ pub mod grid_choice;
 mod latent;
 mod likelihood;
 mod load;
+pub mod prompt_reading;
 mod report;
 mod run;
 mod sample;

@@ -76,6 +76,9 @@ pub struct TrainRun {
     pub ema: Option<f64>,
     /// Probability of hiding the condition in training (for guidance).
     pub label_dropout: f64,
+    /// `--cond prompt`: the largest per-coordinate noise put on a caption's embedding in
+    /// training (see [`diffuse_nn::TrainConfig::prompt_noise`]).
+    pub prompt_noise: f64,
     /// `--model vae`: the weight of the KL term ([`KL_WEIGHT`] by default).
     pub kl_weight: f64,
     /// `--model latent`: the folder of the VAE (trained with `--model vae`) whose latents the
@@ -120,6 +123,7 @@ impl TrainRun {
             target: Target::Eps,
             ema: None,
             label_dropout: 0.1,
+            prompt_noise: 0.0,
             kl_weight: KL_WEIGHT,
             vae: None,
             seed: 0,
@@ -192,6 +196,9 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
                 run.model
             )
         }
+        "vae" | "latent" if run.prompt_noise != 0.0 => {
+            bail!("--prompt-noise is for --model unet with --cond prompt so far")
+        }
         "vae" => return crate::vae::train(run, dir, watch),
         "latent" => return crate::latent::train(run, dir, watch),
         other => {
@@ -249,6 +256,15 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
             "--label-dropout must be in [0, 1) (got {})",
             run.label_dropout
         );
+    }
+    if !(run.prompt_noise.is_finite() && run.prompt_noise >= 0.0) {
+        bail!(
+            "--prompt-noise must be 0 or more (got {})",
+            run.prompt_noise
+        );
+    }
+    if run.prompt_noise > 0.0 && run.cond != Conditioning::Prompt {
+        bail!("--prompt-noise is for --model unet with --cond prompt");
     }
     let encoder = if run.cond == Conditioning::Prompt {
         Some(text_encoder()?)
@@ -364,6 +380,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         clip: run.clip,
         seed: run.seed,
         label_dropout: run.label_dropout,
+        prompt_noise: run.prompt_noise,
         prompts: prompts.clone(),
         target: run.target,
         device: run.device.clone(),
@@ -454,6 +471,9 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
     report.num("lr", run.lr);
     if let Some(w) = run.weight_decay {
         report.num("weight_decay", w);
+    }
+    if run.prompt_noise > 0.0 {
+        report.num("prompt_noise", run.prompt_noise);
     }
     report.num(
         "final_loss_mean_of_last_100",

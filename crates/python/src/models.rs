@@ -13,6 +13,16 @@ use crate::arrays::{Array1, Array2, matrix, rows};
 use crate::sampling::{DensityOf, SamplerOptions, likelihoods, settings};
 use crate::watch::{OrValueError, Raised, detached, device, refuse};
 
+/// Samples, their labels, the evaluations of one batch, the sampler's settings (JSON) and the
+/// caption and class a prompt was read as.
+type SampleResult<'py> = PyResult<(
+    Array2<'py>,
+    Vec<String>,
+    usize,
+    String,
+    Option<(String, String)>,
+)>;
+
 /// Settings of a training run, with the command line's names and defaults (`diffuse train`).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
@@ -38,6 +48,7 @@ pub struct TrainOptions {
     pub target: String,
     pub ema: Option<f64>,
     pub label_dropout: f64,
+    pub prompt_noise: f64,
     pub seed: u64,
     pub device: String,
 }
@@ -55,6 +66,10 @@ pub fn train_model<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Array2<'py>, String)> {
     let o = options;
+    // Settings first: a bad one must be refused before anything is written to `out`.
+    let cond = o.cond.parse().context("cond").py()?;
+    let target = o.target.parse().context("target").py()?;
+    let on = device(&o.device)?;
     let earlier = ["model.safetensors", "config.json"]
         .into_iter()
         .map(|f| out.join(f))
@@ -115,14 +130,15 @@ pub fn train_model<'py>(
         clip: o.clip,
         save_every: o.save_every,
         resume: o.resume,
-        cond: o.cond.parse().context("cond").py()?,
-        target: o.target.parse().context("target").py()?,
+        cond,
+        target,
         ema: o.ema,
         label_dropout: o.label_dropout,
+        prompt_noise: o.prompt_noise,
         kl_weight: diffuse_pipeline::KL_WEIGHT,
         vae: None,
         seed: o.seed,
-        device: device(&o.device)?,
+        device: on,
         parallel: Default::default(),
     };
     let raised = Raised::default();
@@ -191,7 +207,8 @@ impl NativeModel {
         self.model.source.clone()
     }
 
-    /// Samples, their labels, the evaluations of one batch and the sampler's settings (JSON).
+    /// Samples, their labels, the evaluations of one batch, the sampler's settings (JSON) and
+    /// what a prompt was read as.
     #[allow(clippy::too_many_arguments)]
     fn sample<'py>(
         &self,
@@ -204,8 +221,9 @@ impl NativeModel {
         prompt: Option<String>,
         guidance: Option<f64>,
         clip: bool,
+        prompt_as_is: bool,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<(Array2<'py>, Vec<String>, usize, String)> {
+    ) -> SampleResult<'py> {
         let model = &self.model;
         let defaults = model.defaults();
         let ask = Ask::from_options(label.as_deref(), prompt.as_deref()).py()?;
@@ -214,13 +232,15 @@ impl NativeModel {
             batch,
             seed,
             clip,
+            prompt_as_is,
             ..Request::for_model(model, ask, n, guidance, spec)
         };
         request.check().py()?;
         let raised = Raised::default();
         let s = detached(py, progress, &raised, |w| generate(model, &request, w))?;
         let settings = settings(&s.fixed, &request.sampler);
-        Ok((matrix(py, s.x, s.dim)?, s.labels, s.nfe, settings))
+        let read_as = s.prompt_read_as.clone();
+        Ok((matrix(py, s.x, s.dim)?, s.labels, s.nfe, settings, read_as))
     }
 
     /// log p(x) of every row of x under the model (probability-flow ODE).

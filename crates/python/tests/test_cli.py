@@ -62,3 +62,17 @@ def test_a_prompt_to_the_shipped_image_model(cli, tmp_path):
         "--seed", 1, "--out", tmp_path / "s")
     x = diffuse.load("fashion-mnist").sample(2, nfe=5, prompt=prompt, seed=1, progress=False)
     np.testing.assert_array_equal(x.reshape(2, -1), read(tmp_path / "s" / "samples.csv", 28 * 28))
+
+
+def test_a_prompt_read_as_a_caption_or_as_it_is(cli, tmp_path):
+    prompt = "a puffer for the snow"
+    m = diffuse.load("fashion-mnist")
+    x, r = m.sample(2, nfe=5, prompt=prompt, seed=1, progress=False, info=True)
+    assert r.report["prompt_read_as"] == "a winter coat"
+    assert r.report["prompt_read_as_class"] == "coat"
+    run(cli, "sample", "--model", "fashion-mnist", "--n", 2, "--nfe", 5, "--prompt", prompt,
+        "--prompt-as-is", "--seed", 1, "--out", tmp_path / "s")
+    y, q = m.sample(2, nfe=5, prompt=prompt, seed=1, progress=False, info=True, prompt_as_is=True)
+    assert "prompt_read_as" not in q.report
+    np.testing.assert_array_equal(y.reshape(2, -1), read(tmp_path / "s" / "samples.csv", 28 * 28))
+    assert not np.array_equal(x, y)

@@ -30,6 +30,16 @@ pub fn run(a: &SampleArgs) -> Result<()> {
             a.model.display()
         );
     }
+    if a.prompt_as_is && a.prompt.is_none() {
+        bail!("--prompt-as-is goes with --prompt");
+    }
+    if a.prompt_as_is && !model.reads_prompts() {
+        bail!(
+            "--prompt-as-is is for models trained on captions (--cond prompt); the model in {} \
+             was not",
+            a.model.display()
+        );
+    }
     if a.no_clip && !model.clips() {
         bail!(
             "--no-clip applies to image models, whose predicted clean images are clipped to \
@@ -44,6 +54,7 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         batch: a.batch.unwrap_or(10_000),
         seed: a.common.seed,
         clip: !a.no_clip,
+        prompt_as_is: a.prompt_as_is,
         ..Request::for_model(&model, ask, a.n, a.guidance, sampler)
     };
     let n = request.n;
@@ -91,6 +102,11 @@ pub fn run(a: &SampleArgs) -> Result<()> {
         }));
         generate(&model, &request, &mut watch)?
     };
+    if let Some((caption, class)) = &samples.prompt_read_as {
+        println!(
+            "read the prompt as the model's caption \"{caption}\" ({class}); --prompt-as-is gives the model the prompt itself"
+        );
+    }
     let x = &samples.x;
     let record = &model.record;
     if d == 1 {

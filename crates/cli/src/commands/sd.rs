@@ -20,6 +20,7 @@ fn refuse_other_flags(a: &SampleArgs) -> Result<()> {
     let given = [
         (a.label.is_some(), "--label"),
         (a.no_clip, "--no-clip"),
+        (a.prompt_as_is, "--prompt-as-is"),
         (s.grid.is_some(), "--grid"),
         (s.eta.is_some(), "--eta"),
         (s.churn != 0.0, "--churn"),

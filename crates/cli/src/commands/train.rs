@@ -33,6 +33,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         target: a.target.parse().context("--target")?,
         ema: a.ema,
         label_dropout: a.label_dropout,
+        prompt_noise: a.prompt_noise,
         kl_weight: a.kl_weight,
         vae: a.vae.clone(),
         seed: a.common.seed,

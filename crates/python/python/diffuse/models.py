@@ -66,6 +66,7 @@ class Model:
         guidance: Optional[float] = None,
         grid: Union[None, str, list] = None,
         clip: bool = True,
+        prompt_as_is: bool = False,
         batch: int = 10_000,
         progress: Progress = None,
         info: bool = False,
@@ -78,6 +79,9 @@ class Model:
 
         ``label`` asks for a class (``"all"``: every class in turn, n each), ``prompt`` for a
         sentence (prompt models) or a class name; ``guidance`` is the classifier-free weight.
+        A model trained on captions reads a prompt as its nearest caption (by a vote over each
+        class's captions; ``report["prompt_read_as"]`` with ``info``); ``prompt_as_is`` gives
+        it the prompt's own embedding instead.
 
         Returns an (n, d) array in the data's units; for an image model, (n, height, width)
         pixels in [-1, 1]. With ``info``, also a Run with the evaluations, the sampler's
@@ -89,9 +93,9 @@ class Model:
         if guidance is not None:
             guidance = float(guidance)
         with reporter(progress) as cb:
-            x, labels, used, settings = self._native.sample(
+            x, labels, used, settings, read_as = self._native.sample(
                 n, opts, _checks.seed(seed), _checks.count(batch, "batch"), label, prompt,
-                guidance, bool(clip), cb,
+                guidance, bool(clip), bool(prompt_as_is), cb,
             )
         shape = self.image_shape
         if shape is not None:
@@ -101,6 +105,8 @@ class Model:
         from .sampling import Run
 
         report = {"labels": labels} if labels else {}
+        if read_as is not None:
+            report["prompt_read_as"], report["prompt_read_as_class"] = read_as
         return x, Run(used, json.loads(settings), report)
 
     def log_likelihood(self, x, **kwargs: Any):
@@ -139,6 +145,7 @@ def train(
     target: str = "eps",
     ema: Optional[float] = None,
     label_dropout: float = 0.1,
+    prompt_noise: float = 0.0,
     seed: int = 0,
     device: str = "auto",
     progress: Progress = None,
@@ -179,7 +186,7 @@ def train(
         "save_every": _checks.count(save_every, "save_every"), "resume": bool(resume),
         "force": bool(force), "cond": cond, "target": target,
         "ema": None if ema is None else float(ema), "label_dropout": float(label_dropout),
-        "seed": _checks.seed(seed), "device": str(device),
+        "prompt_noise": float(prompt_noise), "seed": _checks.seed(seed), "device": str(device),
     }
     with reporter(progress) as cb:
         losses, report = _diffuse.train_model(spec, x, labels, os.fspath(out), options, cb)
