@@ -224,6 +224,28 @@ fn prompt_as_is_gives_the_model_the_prompt_itself() {
         std::fs::read(read.join("images/0000.png")).unwrap(),
         std::fs::read(raw.join("images/0000.png")).unwrap()
     );
+    // Reading a prompt as a caption is asking for that caption.
+    let caption = dir.join("caption");
+    ok(&[
+        "sample",
+        "--model",
+        "fashion-mnist",
+        "--prompt",
+        "a winter coat",
+        "--prompt-as-is",
+        "--n",
+        "4",
+        "--out",
+        s(&caption),
+    ]);
+    for i in 0..4 {
+        let name = format!("images/{i:04}.png");
+        assert_eq!(
+            std::fs::read(read.join(&name)).unwrap(),
+            std::fs::read(caption.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
 }
 
 /// Prompts for the MNIST model in words its captions ("7", "seven", "the digit 7", "the number

@@ -257,7 +257,9 @@ const EXPERIMENTS: &[Experiment] = &[
         name: "images-prompt",
         title: "A prompt in words the model never saw",
         caption: "The same model asked in words: the text encoder (all-MiniLM-L6-v2) places the sentence \
-                  near the training captions of the class it means.",
+                  near the training captions of the class it means, and the model is given the caption \
+                  the sentence is read as by a vote over each class's captions: '{prompt_read_as}' \
+                  ({prompt_read_as_class}).",
         args: "sample --model fashion-mnist --prompt \"a shoe for running\" --n 20 --sampler dpmpp-2m --nfe 20 --guidance 3",
         figures: &[("grid.png", "Twenty samples of 'a shoe for running'")],
     },
