@@ -132,6 +132,12 @@ pub trait Denoiser {
 
     /// Predicts at `level` for a batch `x` of shape `[n, dim]`.
     fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction>;
+
+    /// The data's mean and covariance (row-major `[d, d]`) when the denoiser knows them, as an
+    /// exact mixture does; a sampler's Gaussian first step needs them.
+    fn moments(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
 }
 
 /// A boxed denoiser is a denoiser (a front end picks the combinators at run time).
@@ -143,6 +149,10 @@ impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
     fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
         (**self).predict(x, level)
     }
+
+    fn moments(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        (**self).moments()
+    }
 }
 
 /// A borrowed denoiser is a denoiser (combinators wrap a `&dyn Denoiser`).
@@ -153,6 +163,10 @@ impl<D: Denoiser + ?Sized> Denoiser for &D {
 
     fn predict(&self, x: &Tensor<2>, level: Level) -> Result<Prediction> {
         (**self).predict(x, level)
+    }
+
+    fn moments(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        (**self).moments()
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Device;
 use diffuse_core::samplers::{
-    self, BatchNoise, GridKind, Sampler, SigmaMethod, SigmaRange, Variance,
+    self, BatchNoise, Ends, GridKind, Sampler, SigmaMethod, SigmaRange, Variance,
 };
 use diffuse_core::tensor::to_vec;
 use diffuse_core::{Clipped, Condition, Denoiser, Guided, NoiseSource, Schedule, Stream, Target};
@@ -159,6 +159,7 @@ fn unet(b: &BenchRun, noise: &NoiseSource) -> Result<(f64, f64)> {
         grid: GridKind::Karras { rho: 7.0 },
         steps: 20,
         range: SigmaRange::FULL,
+        ends: Ends::Plain,
     };
     let seconds = time_sampling(&chosen, &den, &sched, 100, d, b.repeats, noise, &b.device)?;
     Ok((median(rates), seconds))

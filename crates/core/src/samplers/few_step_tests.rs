@@ -22,6 +22,19 @@ fn draw(
     range: SigmaRange,
     seed: u64,
 ) -> Vec<f64> {
+    draw_with(m, method, grid, steps, range, Ends::Plain, seed)
+}
+
+/// [`draw`] with the run's first and last steps taken as `ends` says.
+fn draw_with(
+    m: &Mixture,
+    method: SigmaMethod,
+    grid: GridKind,
+    steps: usize,
+    range: SigmaRange,
+    ends: Ends,
+    seed: u64,
+) -> Vec<f64> {
     let device = crate::device::cpu();
     let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
     let batch = BatchNoise::new(NoiseSource::new(seed), 0..N);
@@ -30,8 +43,9 @@ fn draw(
     let sampler = Sampler::Sigma {
         method,
         grid,
-        steps,
+        steps: steps + ends.free_levels(),
         range,
+        ends,
     };
     let sampler = fix_grid(&sampler, &den, &s, pilot(m.dim()), 1000, 0)
         .unwrap()
@@ -143,6 +157,27 @@ fn unipc_at_10_nfe_on_a_fitted_grid_samples_a_narrow_1d_mixture_exactly() {
             GridKind::Fitted,
             10,
             SigmaRange::FULL,
+            seed,
+        );
+        let p = min_ks_p(&m, &x, seed);
+        assert!(p > LEVEL, "seed {seed}: KS p {p}");
+    }
+}
+
+/// DPM-Solver++(2M) on the same narrow mixture, with few-step ends (a free Gaussian first step,
+/// a second-order last step; README "Few-step ends") on its fitted grid of 11 levels: 10
+/// evaluations, and the same KS test passes.
+#[test]
+fn dpmpp_2m_at_10_nfe_with_few_step_ends_samples_a_narrow_1d_mixture_exactly() {
+    let m = Mixture::new(vec![0.3, 0.7], vec![vec![-2.0], vec![1.5]], vec![0.1, 0.05]).unwrap();
+    for seed in 0..4 {
+        let x = draw_with(
+            &m,
+            SigmaMethod::DpmPP2M,
+            GridKind::Fitted,
+            10,
+            SigmaRange::FULL,
+            Ends::FewStep,
             seed,
         );
         let p = min_ks_p(&m, &x, seed);

@@ -6,8 +6,10 @@
 //! sigma_max) are chosen to minimise the distance between the sampler's end points and those of
 //! an accurate solve of the same ODE from the same pilot noise ([`super::endpoints`]: where the
 //! samples sit in the reference's distribution, plus how far they are in its units); the
-//! objective is a black box, minimised by Nelder-Mead in log sigma from the better of the
-//! exponential and Karras grids. On point masses every sample lands on
+//! objective is a black box, minimised by Nelder-Mead in log sigma from the best of the
+//! exponential and Karras grids (and, with few-step ends, whose first step is free, exponential
+//! grids whose second level is 1, 2 or 4 times the data's largest standard deviation along an
+//! axis: Nelder-Mead does not walk that far down from the others). On point masses every sample lands on
 //! an atom, the error is flat between the grids that move a sample to another atom, and the fit
 //! keeps its start.
 //!
@@ -26,7 +28,9 @@
 use burn::tensor::Tensor;
 
 use super::endpoints::EndpointDistance;
-use super::{BatchNoise, GridKind, Sampler, SigmaMethod, SigmaRange, run, sigma_grid, silent};
+use super::{
+    BatchNoise, Ends, GridKind, Sampler, SigmaMethod, SigmaRange, run, sigma_grid, silent,
+};
 use crate::denoiser::Denoiser;
 use crate::error::{Result, invalid};
 use crate::noise::NoiseSource;
@@ -85,10 +89,12 @@ impl SigmaMethod {
     }
 }
 
-/// Fits the `steps` levels of `method`'s grid for runs from step `from` to 0 within `range`, on
-/// `pilot` (starting states x_from, VP scaling).
+/// Fits the `steps` levels of `method`'s grid (taken with `ends`) for runs from step `from` to 0
+/// within `range`, on `pilot` (starting states x_from, VP scaling).
+#[allow(clippy::too_many_arguments)]
 pub fn fit_grid(
     method: SigmaMethod,
+    ends: Ends,
     denoiser: &dyn Denoiser,
     schedule: &Schedule,
     pilot: Tensor<2>,
@@ -101,26 +107,28 @@ pub fn fit_grid(
     let rows = pilot.dims()[0] as u64;
     let noise = BatchNoise::new(NoiseSource::new(0), 0..rows);
     let mut nfe = 0;
-    let mut end = |grid: GridKind, steps: usize, method: SigmaMethod, range: SigmaRange| {
-        let sampler = Sampler::Sigma {
-            method,
-            grid,
-            steps,
-            range,
+    let mut end =
+        |grid: GridKind, steps: usize, method: SigmaMethod, range: SigmaRange, ends: Ends| {
+            let sampler = Sampler::Sigma {
+                method,
+                grid,
+                steps,
+                range,
+                ends,
+            };
+            let (x, evals) = run(
+                &sampler,
+                denoiser,
+                schedule,
+                pilot.clone(),
+                from,
+                0,
+                &noise,
+                &mut silent,
+            )?;
+            nfe += evals;
+            to_vec(&x)
         };
-        let (x, evals) = run(
-            &sampler,
-            denoiser,
-            schedule,
-            pilot.clone(),
-            from,
-            0,
-            &noise,
-            &mut silent,
-        )?;
-        nfe += evals;
-        to_vec(&x)
-    };
     // The exponential grid of the same range: where the fit starts, and the levels' bounds.
     let start = sigma_grid(&GridKind::Exponential, schedule, from, 0, steps, range)?;
     if steps == 1 {
@@ -146,6 +154,7 @@ pub fn fit_grid(
         REFERENCE_STEPS,
         reference_method,
         exact,
+        Ends::Plain,
     )?;
     let distance = EndpointDistance::new(&reference, pilot.dims()[1]);
     let levels =
@@ -162,7 +171,13 @@ pub fn fit_grid(
         if !inside {
             return f64::INFINITY;
         }
-        match end(GridKind::Given(levels(p)), steps, method, SigmaRange::FULL) {
+        match end(
+            GridKind::Given(levels(p)),
+            steps,
+            method,
+            SigmaRange::FULL,
+            ends,
+        ) {
             Ok(x) => distance.distance(&x),
             Err(e) => {
                 failure.get_or_insert(e);
@@ -186,6 +201,27 @@ pub fn fit_grid(
     let error_karras = error(&interior(&karras));
     if error_karras < best {
         (p, best) = (interior(&karras), error_karras);
+    }
+    // A free Gaussian first step can go far down at no cost, further than Nelder-Mead walks
+    // from grids that spend their top levels above the data: start also from exponential grids
+    // whose second level is 1, 2 or 4 times the data's largest standard deviation.
+    if let (Ends::FewStep, Some((_, cov))) = (ends, denoiser.moments()) {
+        let d = pilot.dims()[1];
+        let spread = (0..d).map(|i| cov[i * d + i]).fold(0.0, f64::max).sqrt();
+        for c in [1.0, 2.0, 4.0] {
+            let top = (c * spread).min(hi * 0.5);
+            if top <= lo || steps < 3 {
+                continue;
+            }
+            let g: Vec<f64> = (0..steps - 1)
+                .map(|i| (top.ln() + (lo.ln() - top.ln()) * i as f64 / (steps - 2) as f64).exp())
+                .collect();
+            let q: Vec<f64> = g.iter().map(|s| s.ln()).collect();
+            let e = error(&q);
+            if e < best {
+                (p, best) = (q, e);
+            }
+        }
     }
     for _ in 0..ROUNDS {
         if p.is_empty() {
@@ -233,7 +269,16 @@ mod tests {
         let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
         let den = narrow().denoiser(&crate::device::cpu());
         let pilot = BatchNoise::new(NoiseSource::new(3), 0..256).prior(1, &crate::device::cpu());
-        let f = fit_grid(method, &den, &s, pilot, 1000, steps, SigmaRange::FULL);
+        let f = fit_grid(
+            method,
+            Ends::Plain,
+            &den,
+            &s,
+            pilot,
+            1000,
+            steps,
+            SigmaRange::FULL,
+        );
         (f, s)
     }
 

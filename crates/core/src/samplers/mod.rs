@@ -6,6 +6,7 @@ mod ddim;
 mod ddpm;
 mod endpoints;
 pub mod fit;
+pub mod gaussian_flow;
 pub mod grid;
 pub mod karras;
 mod ode;
@@ -134,6 +135,51 @@ pub enum SigmaMethod {
     UniPc,
 }
 
+/// How a sigma-grid sampler takes its first and last steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ends {
+    /// As k-diffusion and diffusers: the first step evaluates the denoiser at sigma_max, and a
+    /// run to 0 ends with x = D(x) (DPM-Solver++(2M)'s last step is first order).
+    #[default]
+    Plain,
+    /// For few evaluations on a denoiser that knows its data's mean and covariance (an exact
+    /// mixture): the first step, from sigma_max to the grid's second level, is the closed-form
+    /// flow of that Gaussian ([`gaussian_flow`]: no evaluation, so the grid has one level more
+    /// than the run spends evaluations), and DPM-Solver++(2M)'s last step to 0 is of second
+    /// order in sigma ([`karras::dpmpp_2m`]).
+    FewStep,
+}
+
+impl Ends {
+    /// The name users type (`--ends`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ends::Plain => "plain",
+            Ends::FewStep => "few-step",
+        }
+    }
+
+    /// Grid levels the first step takes without an evaluation.
+    pub fn free_levels(self) -> usize {
+        match self {
+            Ends::Plain => 0,
+            Ends::FewStep => 1,
+        }
+    }
+}
+
+impl std::str::FromStr for Ends {
+    type Err = crate::error::CoreError;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "plain" => Ok(Ends::Plain),
+            "few-step" => Ok(Ends::FewStep),
+            other => crate::error::invalid(format!("unknown ends '{other}' (plain or few-step)")),
+        }
+    }
+}
+
 /// A reverse sampler and its settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sampler {
@@ -164,10 +210,12 @@ pub enum Sampler {
         method: SigmaMethod,
         /// The grid family.
         grid: GridKind,
-        /// Number of steps.
+        /// Number of steps (levels of the grid).
         steps: usize,
         /// Where the grid starts and stops.
         range: SigmaRange,
+        /// How the first and last steps are taken.
+        ends: Ends,
     },
 }
 
@@ -245,25 +293,47 @@ pub fn run(
             grid,
             steps,
             range,
+            ends,
         } => {
             crate::denoiser::check_dim(&x, denoiser.dim())?;
-            let sigmas = sigma_grid(grid, schedule, from, to, *steps, *range)?;
+            let all = sigma_grid(grid, schedule, from, to, *steps, *range)?;
             let model = sigma::SigmaDenoiser::new(denoiser, schedule);
-            let x = sigma::to_ve(x, sigmas[0]);
+            let mut x = sigma::to_ve(x, all[0]);
+            let sigmas = match ends {
+                Ends::Plain => &all[..],
+                Ends::FewStep => {
+                    if all.len() < 3 || all[1] == 0.0 {
+                        return crate::error::invalid(
+                            "few-step ends need a grid of at least two levels above 0 (the first step is free)",
+                        );
+                    }
+                    let Some((mean, cov)) = denoiser.moments() else {
+                        return crate::error::invalid(
+                            "few-step ends need the data's mean and covariance, which only an exact mixture's denoiser knows",
+                        );
+                    };
+                    x = gaussian_flow::GaussianFlow::new(mean, cov)?
+                        .transport(&x, all[0], all[1])?;
+                    &all[1..]
+                }
+            };
             let x = match method {
-                SigmaMethod::Euler => karras::euler(&model, x, &sigmas, callback)?,
+                SigmaMethod::Euler => karras::euler(&model, x, sigmas, callback)?,
                 SigmaMethod::EulerAncestral { eta } => {
-                    karras::euler_ancestral(&model, x, &sigmas, *eta, noise, callback)?
+                    karras::euler_ancestral(&model, x, sigmas, *eta, noise, callback)?
                 }
                 SigmaMethod::Heun(churn) => {
-                    karras::heun(&model, x, &sigmas, *churn, noise, callback)?
+                    karras::heun(&model, x, sigmas, *churn, noise, callback)?
                 }
-                SigmaMethod::Lms { order } => karras::lms(&model, x, &sigmas, *order, callback)?,
-                SigmaMethod::DpmPP2M => karras::dpmpp_2m(&model, x, &sigmas, callback)?,
+                SigmaMethod::Lms { order } => karras::lms(&model, x, sigmas, *order, callback)?,
+                SigmaMethod::DpmPP2M => {
+                    let second_order_end = *ends == Ends::FewStep;
+                    karras::dpmpp_2m(&model, x, sigmas, second_order_end, callback)?
+                }
                 SigmaMethod::DpmPP3M { diffusers_form } => {
-                    karras::dpmpp_3m(&model, x, &sigmas, *diffusers_form, callback)?
+                    karras::dpmpp_3m(&model, x, sigmas, *diffusers_form, callback)?
                 }
-                SigmaMethod::UniPc => karras::unipc(&model, x, &sigmas, callback)?,
+                SigmaMethod::UniPc => karras::unipc(&model, x, sigmas, callback)?,
             };
             Ok((sigma::to_vp(&x, sigmas[sigmas.len() - 1]), model.nfe()))
         }
@@ -321,16 +391,20 @@ pub fn fix_grid(
             grid: GridKind::Fitted,
             steps,
             range,
+            ends,
         } => {
             if to != 0 {
                 return crate::error::invalid("a fitted grid runs to step 0");
             }
-            let fitted = fit::fit_grid(*method, denoiser, schedule, pilot, from, *steps, *range)?;
+            let fitted = fit::fit_grid(
+                *method, *ends, denoiser, schedule, pilot, from, *steps, *range,
+            )?;
             let sampler = Sampler::Sigma {
                 method: *method,
                 grid: GridKind::Given(fitted.sigmas.clone()),
                 steps: *steps,
                 range: SigmaRange::FULL,
+                ends: *ends,
             };
             Ok(Fixed {
                 sampler,

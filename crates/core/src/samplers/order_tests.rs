@@ -48,6 +48,7 @@ pub fn endpoint_errors(
                 grid: grid.clone(),
                 steps: *n,
                 range: SigmaRange::FULL,
+                ends: Ends::Plain,
             };
             let (y, _) = run(&sampler, &den, &s, x.clone(), from, to, &batch, &mut silent).unwrap();
             let y = to_vec(&y).unwrap();

@@ -129,6 +129,7 @@ fn whole_runs_match_diffusers() {
         grid: trailing.clone(),
         steps,
         range: SigmaRange::FULL,
+        ends: Ends::Plain,
     };
     let cases: [(&str, Sampler, [f64; 4]); 6] = [
         (

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Churn, GridKind, OdeMethod, Sampler, SigmaMethod, SigmaRange, Variance};
+use super::{Churn, Ends, GridKind, OdeMethod, Sampler, SigmaMethod, SigmaRange, Variance};
 use crate::error::{CoreError, Result, invalid};
 
 /// The reverse samplers, by the names the community knows.
@@ -162,6 +162,9 @@ pub struct SamplerSpec {
     pub tol: f64,
     /// Where a sigma grid starts and stops.
     pub range: SigmaRange,
+    /// How a sigma sampler takes its first and last steps (`None`: plain, or what the run
+    /// chooses for few evaluations on an exact mixture).
+    pub ends: Option<Ends>,
 }
 
 impl SamplerSpec {
@@ -177,6 +180,7 @@ impl SamplerSpec {
             grid_steps: None,
             tol: 1e-5,
             range: SigmaRange::FULL,
+            ends: None,
         }
     }
 
@@ -238,6 +242,8 @@ impl SamplerSpec {
             (Some(0), _) => return invalid("nfe must be at least 1 (got 0)"),
             (Some(n), _) => n,
             (None, Some(k)) if self.name == SamplerName::Heun => 2 * k - 1,
+            // A few-step start takes the first level without an evaluation.
+            (None, Some(k)) if self.ends == Some(Ends::FewStep) => k.saturating_sub(1).max(1),
             (None, Some(k)) => k,
             (None, None) => 50.min(span.max(1) * 2),
         })
@@ -323,11 +329,20 @@ impl SamplerSpec {
                 self.name
             ));
         }
+        let ends = self.ends.unwrap_or_default();
+        if ends != Ends::Plain && !self.name.on_sigma_grid() {
+            return invalid(format!(
+                "ends {} applies to the sigma-grid samplers (euler, heun, lms, dpmpp-*, unipc), not to {}",
+                ends.as_str(),
+                self.name
+            ));
+        }
         let sigma = |method: SigmaMethod| Sampler::Sigma {
             method,
             grid: grid.clone(),
-            steps: method.steps_for_budget(nfe, to == 0).max(1),
+            steps: method.steps_for_budget(nfe, to == 0).max(1) + ends.free_levels(),
             range: self.range,
+            ends,
         };
         let sampler = match self.name {
             SamplerName::Ddpm => Sampler::Ddpm(self.variance),
@@ -455,8 +470,15 @@ impl super::Fixed {
                 out.push(("grid_steps", Count(*steps)));
             }
             Sampler::Sigma {
-                grid, steps, range, ..
+                grid,
+                steps,
+                range,
+                ends,
+                ..
             } => {
+                if *ends != Ends::Plain {
+                    out.push(("ends", Name(ends.as_str().into())));
+                }
                 let name = match grid {
                     GridKind::Given(levels) => {
                         out.push(("grid_sigmas", Levels(levels.clone())));

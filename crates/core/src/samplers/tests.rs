@@ -15,6 +15,7 @@ fn samplers(steps: usize) -> Vec<(&'static str, Sampler)> {
         grid: GridKind::UniformTime,
         steps,
         range: SigmaRange::FULL,
+        ends: Ends::Plain,
     };
     vec![
         ("ddpm", Sampler::Ddpm(Variance::Posterior)),
@@ -264,4 +265,91 @@ fn impossible_runs_are_errors() {
         )
         .is_err()
     );
+}
+
+/// DPM-Solver++(2M)'s last steps on a Gaussian of std s = 0.05: a fine grid down to 0.02, then
+/// 0.01 and 0, from noise z on the exact trajectory x = z sqrt(s^2 + sigma^2), which ends at
+/// z s. x = D(x) at 0.01 draws the component about s / sqrt(s^2 + 0.01^2) = 0.981 of its width
+/// (1.4% short here, the step from 0.02 adding its own error); the second-order end, exact
+/// where d = (x - D) / sigma is linear in sigma (d = z sigma / sqrt(s^2 + sigma^2) is nearly
+/// so at sigma << s), comes within a quarter of that.
+#[test]
+fn dpmpp_2m_second_order_end_keeps_a_narrow_components_width() {
+    let (s_data, top, n) = (0.05f64, 1.0f64, 400);
+    let m = Mixture::new(vec![1.0], vec![vec![0.0]], vec![s_data]).unwrap();
+    let sched = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+    let den = m.denoiser(&crate::device::cpu());
+    let model = sigma::SigmaDenoiser::new(&den, &sched);
+    let mut sigmas: Vec<f64> = (0..n)
+        .map(|i| (top.ln() + (0.02f64.ln() - top.ln()) * i as f64 / (n - 1) as f64).exp())
+        .collect();
+    sigmas.extend([0.01, 0.0]);
+    let z = [-2.0, -0.5, 1.0, 2.5];
+    let on = |z: f64, sigma: f64| z * (s_data * s_data + sigma * sigma).sqrt();
+    let x = from_flat(&z.map(|z| on(z, top)), 4, 1, &crate::device::cpu());
+    let end = |second_order_end: bool| -> Vec<f64> {
+        let y = karras::dpmpp_2m(&model, x.clone(), &sigmas, second_order_end, &mut silent);
+        to_vec(&y.unwrap()).unwrap()
+    };
+    for ((plain, second), z) in end(false).into_iter().zip(end(true)).zip(z) {
+        let exact = z * s_data;
+        let short = 1.0 - plain / exact;
+        assert!(
+            (0.01..0.03).contains(&short),
+            "x = D(x): {plain} against {exact}"
+        );
+        assert!(
+            (second - exact).abs() < 0.25 * (plain - exact).abs(),
+            "second-order end: {second} against {exact} (x = D(x): {plain})"
+        );
+    }
+}
+
+/// Few-step ends: the first step costs no evaluation (so a grid of k levels spends k - 1), and a
+/// denoiser that does not know its data's moments is refused by name.
+#[test]
+fn few_step_ends_spend_one_evaluation_less_and_need_the_datas_moments() {
+    struct Unknown<'a>(&'a dyn crate::denoiser::Denoiser);
+    impl crate::denoiser::Denoiser for Unknown<'_> {
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn predict(
+            &self,
+            x: &Tensor<2>,
+            level: Level,
+        ) -> crate::Result<crate::denoiser::Prediction> {
+            self.0.predict(x, level)
+        }
+    }
+    let device = crate::device::cpu();
+    let m = Mixture::new(vec![0.5, 0.5], vec![vec![-1.0], vec![1.0]], vec![0.2, 0.3]).unwrap();
+    let s = Schedule::linear(1e-4, 0.02, 1000).unwrap();
+    let den = m.denoiser(&device);
+    let batch = BatchNoise::new(NoiseSource::new(5), 0..64);
+    for method in [SigmaMethod::DpmPP2M, SigmaMethod::UniPc, SigmaMethod::Euler] {
+        let sampler = Sampler::Sigma {
+            method,
+            grid: GridKind::Exponential,
+            steps: 11,
+            range: SigmaRange::FULL,
+            ends: Ends::FewStep,
+        };
+        let x = batch.prior(1, &device);
+        let (y, nfe) = run(&sampler, &den, &s, x.clone(), 1000, 0, &batch, &mut silent).unwrap();
+        assert_eq!(nfe, 10, "{method:?}");
+        assert!(to_vec(&y).unwrap().iter().all(|v| v.is_finite()));
+        let e = run(
+            &sampler,
+            &Unknown(&den),
+            &s,
+            x,
+            1000,
+            0,
+            &batch,
+            &mut silent,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("mean and covariance"), "{e}");
+    }
 }

@@ -541,7 +541,7 @@ fn sample(
                 karras::dpmpp_3m(&view, x, &sigmas, true, &mut on_step)?
             }
             SamplerName::Unipc => karras::unipc(&view, x, &sigmas, &mut on_step)?,
-            _ => karras::dpmpp_2m(&view, x, &sigmas, &mut on_step)?,
+            _ => karras::dpmpp_2m(&view, x, &sigmas, false, &mut on_step)?,
         };
         let nfe = view.nfe();
         (to_vp(&x, 0.0), nfe)
