@@ -360,6 +360,13 @@ pub struct SamplerArgs {
     /// On a run to step 0, the last sigma before 0 (default sigma(1)).
     #[arg(long)]
     pub sigma_min: Option<f64>,
+    /// How a sigma-grid sampler takes its first and last steps: plain (as k-diffusion and
+    /// diffusers), or few-step (exact mixtures only: the first step is the data Gaussian's
+    /// closed-form flow, without an evaluation, so the grid has one level more than --nfe; and
+    /// dpmpp-2m's last step is second order in sigma). Default: few-step for `undiffuse` with
+    /// dpmpp-2m on a fitted default grid (20 evaluations or fewer), plain otherwise.
+    #[arg(long, value_parser = ["plain", "few-step"])]
+    pub ends: Option<String>,
 }
 
 impl SamplerArgs {
@@ -395,6 +402,12 @@ impl SamplerArgs {
                 max: self.sigma_max,
                 min: self.sigma_min,
             },
+            ends: self
+                .ends
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("--ends")?,
             ..SamplerSpec::chosen(self.sampler, self.nfe, sampler, nfe)
         })
     }

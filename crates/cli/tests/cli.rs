@@ -452,6 +452,85 @@ fn a_fitted_grid_samples_a_narrow_mixture_and_can_be_reused() {
     assert!(e.contains("fitted"), "{e}");
 }
 
+/// Issue 15: DPM-Solver++(2M) at 10 evaluations with nothing but the defaults takes a fitted
+/// grid with few-step ends (a free Gaussian first step, a second-order last step); the levels it
+/// records, given back with `--ends few-step`, redraw the same samples.
+#[test]
+fn dpmpp_2m_at_few_steps_takes_few_step_ends_by_default_and_they_can_be_reused() {
+    let dir = tmp("few-step-ends");
+    let gmm = dir.join("narrow.json");
+    std::fs::write(
+        &gmm,
+        r#"{"weights":[0.3,0.7],"means":[[-2],[1.5]],"stds":[0.1,0.05]}"#,
+    )
+    .unwrap();
+    let gmm = format!("gmm:{}", s(&gmm));
+    let base = [
+        "undiffuse",
+        "--data",
+        &gmm,
+        "--prior",
+        "normal",
+        "--sampler",
+        "dpmpp-2m",
+        "--n",
+        "3000",
+    ];
+    let default = dir.join("default");
+    ok(&[&base[..], &["--nfe", "10", "--out", s(&default)]].concat());
+    let sum = summary(&default);
+    assert_eq!(sum["grid"], "fitted", "{sum}");
+    assert_eq!(sum["ends"], "few-step", "{sum}");
+    assert!(
+        sum["grid_choice"]
+            .as_str()
+            .unwrap()
+            .contains("few-step ends"),
+        "{sum}"
+    );
+    assert_eq!(sum["nfe"], 10);
+    let p = sum["ks_vs_theory_p"].as_f64().unwrap();
+    assert!(p > LEVEL, "KS p = {p}");
+    let levels: Vec<String> = sum["grid_sigmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap().to_string())
+        .collect();
+    assert_eq!(levels.len(), 11, "one free level and ten evaluated: {sum}");
+    let given = format!("sigmas:{}", levels.join(","));
+    let reused = dir.join("reused");
+    ok(&[
+        &base[..],
+        &["--grid", &given, "--ends", "few-step", "--out", s(&reused)],
+    ]
+    .concat());
+    assert_eq!(samples(&reused), samples(&default));
+    assert_eq!(summary(&reused)["nfe"], 10);
+    // Plain ends, asked for, are kept; a sampler without a sigma grid refuses the flag.
+    let plain = dir.join("plain");
+    ok(&[
+        &base[..],
+        &["--nfe", "10", "--ends", "plain", "--out", s(&plain)],
+    ]
+    .concat());
+    let sum = summary(&plain);
+    assert!(sum.get("ends").is_none(), "{sum}");
+    assert_eq!(sum["grid_sigmas"].as_array().unwrap().len(), 10);
+    let e = fails(&[
+        "undiffuse",
+        "--data",
+        &gmm,
+        "--sampler",
+        "ddpm",
+        "--ends",
+        "few-step",
+        "--out",
+        s(&dir),
+    ]);
+    assert!(e.contains("ends few-step"), "{e}");
+}
+
 /// Acceptance 4: undiffusing from T to B gives the law of diffusing from 0 to B, at every B.
 #[test]
 fn undiffusing_to_b_matches_diffusing_to_b() {

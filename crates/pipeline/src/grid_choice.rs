@@ -4,7 +4,9 @@
 //! or a range. The choice and its reason go to summary.json as `grid_choice`.
 
 use diffuse_core::Mixture;
-use diffuse_core::samplers::{GridKind, Sampler, SamplerSpec, SigmaRange, grid_name};
+use diffuse_core::samplers::{
+    Ends, GridKind, Sampler, SamplerSpec, SigmaMethod, SigmaRange, grid_name,
+};
 
 /// At most this many evaluations count as few: measured on a 2-D mixture of unequal widths
 /// (README), the default Karras grid fails a KS test at 10 evaluations and passes at 20.
@@ -38,6 +40,7 @@ pub fn for_mixture(
         grid,
         steps,
         range,
+        ends,
     } = &sampler
     else {
         return GridChoice { sampler, why: None };
@@ -79,15 +82,28 @@ pub fn for_mixture(
             mixture.dim()
         ));
     }
+    // DPM-Solver++(2M) at few steps also takes its ends from the data (README, "Few steps"):
+    // a free first step by the data's Gaussian flow and a second-order last step.
+    let few_step = spec.ends.is_none() && *method == SigmaMethod::DpmPP2M;
+    let (ends, steps, how) = if few_step {
+        (
+            Ends::FewStep,
+            steps + Ends::FewStep.free_levels(),
+            ", with few-step ends (the first step the data's Gaussian flow, free; the last second order in sigma)",
+        )
+    } else {
+        (*ends, *steps, "")
+    };
     GridChoice {
         sampler: Sampler::Sigma {
             method: *method,
             grid: GridKind::Fitted,
-            steps: *steps,
+            steps,
             range: *range,
+            ends,
         },
         why: Some(format!(
-            "fitted: the default at {FEW_NFE} evaluations or fewer on an exact mixture ({nfe} here), where a fixed grid spends its levels where nothing happens"
+            "fitted: the default at {FEW_NFE} evaluations or fewer on an exact mixture ({nfe} here), where a fixed grid spends its levels where nothing happens{how}"
         )),
     }
 }
@@ -154,6 +170,26 @@ mod tests {
         )));
         let c = choose(&SamplerSpec::new(SamplerName::Unipc).with_nfe(21), &m, 0);
         assert!(!fitted(&c) && c.why.unwrap().starts_with("karras"));
+    }
+
+    #[test]
+    fn dpmpp_2m_alone_takes_few_step_ends_unless_told_otherwise() {
+        let m = mixture([0.1, 0.2]);
+        let ends_of = |c: &GridChoice| match c.sampler {
+            Sampler::Sigma { ends, steps, .. } => (ends, steps),
+            _ => panic!("{c:?}"),
+        };
+        let dpm = SamplerSpec::new(SamplerName::DpmPP2M).with_nfe(10);
+        let c = choose(&dpm, &m, 0);
+        assert_eq!(ends_of(&c), (Ends::FewStep, 11));
+        assert!(c.why.unwrap().contains("few-step ends"));
+        let plain = SamplerSpec {
+            ends: Some(Ends::Plain),
+            ..dpm
+        };
+        assert_eq!(ends_of(&choose(&plain, &m, 0)), (Ends::Plain, 10));
+        let unipc = choose(&SamplerSpec::new(SamplerName::Unipc).with_nfe(10), &m, 0);
+        assert_eq!(ends_of(&unipc), (Ends::Plain, 10));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub struct SamplerOptions {
     pub sigma_max: Option<f64>,
     pub sigma_min: Option<f64>,
     pub variance: String,
+    pub ends: Option<String>,
 }
 
 impl SamplerOptions {
@@ -61,6 +62,12 @@ impl SamplerOptions {
                 max: self.sigma_max,
                 min: self.sigma_min,
             },
+            ends: self
+                .ends
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("ends")?,
             ..SamplerSpec::chosen(named, self.nfe, name, nfe)
         })
     }

@@ -24,6 +24,12 @@ def test_exact_mixture_undiffusion(cli, tmp_path):
         # The defaults of few steps from N(0, I): T = 1000 and a fitted grid, on both sides.
         ("8gaussians", 2, ["--sampler", "unipc", "--nfe", "10", "--prior", "normal"],
          {"sampler": "unipc", "nfe": 10, "prior": "normal"}),
+        # dpmpp-2m's few-step ends by default, and plain ones when asked.
+        ("8gaussians", 2, ["--sampler", "dpmpp-2m", "--nfe", "10", "--prior", "normal"],
+         {"sampler": "dpmpp-2m", "nfe": 10, "prior": "normal"}),
+        ("8gaussians", 2, ["--sampler", "dpmpp-2m", "--nfe", "10", "--prior", "normal",
+                           "--ends", "plain"],
+         {"sampler": "dpmpp-2m", "nfe": 10, "prior": "normal", "ends": "plain"}),
     ]):
         out = tmp_path / f"{k}-{data.replace(':', '_')}"
         run(cli, "undiffuse", "--data", data, "--n", 700, "--seed", 4, *extra, "--out", out)

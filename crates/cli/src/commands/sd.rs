@@ -27,6 +27,7 @@ fn refuse_other_flags(a: &SampleArgs) -> Result<()> {
         (s.grid_steps.is_some(), "--grid-steps"),
         (s.sigma_max.is_some(), "--sigma-max"),
         (s.sigma_min.is_some(), "--sigma-min"),
+        (s.ends.is_some(), "--ends"),
     ];
     if let Some((_, flag)) = given.iter().find(|g| g.0) {
         bail!(

@@ -56,7 +56,9 @@ def seed(v: Any) -> int:
     return int(v)
 
 
-SAMPLER_OPTIONS = ("eta", "churn", "grid_steps", "tol", "sigma_max", "sigma_min", "variance")
+SAMPLER_OPTIONS = (
+    "eta", "churn", "grid_steps", "tol", "sigma_max", "sigma_min", "variance", "ends"
+)
 
 
 def sampler(
@@ -84,4 +86,5 @@ def sampler(
         "sigma_max": options.get("sigma_max"),
         "sigma_min": options.get("sigma_min"),
         "variance": options.get("variance", "posterior"),
+        "ends": options.get("ends"),
     }

@@ -84,7 +84,7 @@ def sample(
         progress: a callable ``progress(what, done, total)``, False for none, or None for a
             tqdm bar when tqdm is installed. Ctrl-C stops the call (KeyboardInterrupt).
         info: also return a :class:`Run` (nfe, the sampler's settings).
-        options: eta, churn, grid_steps, tol, sigma_max, sigma_min, variance, as the command
+        options: eta, churn, grid_steps, tol, sigma_max, sigma_min, variance, ends, as the command
             line's options of those names.
 
     Returns:
