@@ -99,6 +99,18 @@ fn prompt_accuracy(
     hits / n
 }
 
+/// [`prompt_accuracy`] of the shipped Fashion-MNIST model, judged by its classifier.
+fn fashion_prompt_accuracy(list: &str, prompts: &[(&str, &str)]) -> f64 {
+    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
+    prompt_accuracy(
+        list,
+        "fashion-mnist",
+        "fashion-mnist-classifier",
+        &classes,
+        prompts,
+    )
+}
+
 /// Acceptance 1 of issue 5: the classifier (test accuracy stated in its summary) assigns at
 /// least 85% of the Fashion-MNIST model's images to the class asked for.
 #[test]
@@ -125,14 +137,7 @@ fn prompts_in_new_words_land_on_their_class() {
         ("a plain crew-neck top", "t-shirt"),
         ("something a businessman wears under his suit", "shirt"),
     ];
-    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
-    let acc = prompt_accuracy(
-        "fashion-mnist-readme",
-        "fashion-mnist",
-        "fashion-mnist-classifier",
-        &classes,
-        &PROMPTS,
-    );
+    let acc = fashion_prompt_accuracy("fashion-mnist-readme", &PROMPTS);
     assert!(acc >= 0.7, "{acc}");
 }
 
@@ -159,14 +164,7 @@ fn a_second_list_of_new_prompts_lands_on_its_class() {
         ("a simple top to wear at the gym", "t-shirt"),
         ("an office shirt with cuffs", "shirt"),
     ];
-    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
-    let acc = prompt_accuracy(
-        "fashion-mnist-richer",
-        "fashion-mnist",
-        "fashion-mnist-classifier",
-        &classes,
-        &PROMPTS,
-    );
+    let acc = fashion_prompt_accuracy("fashion-mnist-richer", &PROMPTS);
     assert!(acc >= 0.75, "{acc}");
 }
 
@@ -187,14 +185,7 @@ fn a_third_list_held_out_from_the_prompt_reading_lands_on_its_class() {
         ("a top with a band logo printed on it", "t-shirt"),
         ("an oxford shirt with a pocket", "shirt"),
     ];
-    let classes = diffuse_data::images::FASHION_MNIST_CLASSES;
-    let acc = prompt_accuracy(
-        "fashion-mnist-third",
-        "fashion-mnist",
-        "fashion-mnist-classifier",
-        &classes,
-        &PROMPTS,
-    );
+    let acc = fashion_prompt_accuracy("fashion-mnist-third", &PROMPTS);
     assert!(acc >= 0.75, "{acc}");
 }
 

@@ -264,7 +264,7 @@ fn groups(model: &Loaded, ask: &Ask, as_is: bool, watch: &mut dyn Watch) -> Resu
             }
             let (embedding, read_as) = match as_is {
                 true => (e.embedding, None),
-                false => read_as_caption(record, &encoder, e.embedding)?,
+                false => read_as_caption(model, &encoder, e.embedding)?,
             };
             let group = Group {
                 label: None,
@@ -312,24 +312,16 @@ impl Prompted {
 /// The embedding of the model's caption that `prompt` is read as (with the caption and its
 /// class), or `prompt` itself for a model whose record has no captions.
 fn read_as_caption(
-    record: &diffuse_nn::Checkpoint,
+    model: &Loaded,
     encoder: &diffuse_text::TextEncoder,
     prompt: Vec<f32>,
 ) -> Result<(Vec<f32>, Option<ReadAs>)> {
+    let record = &model.record;
     if record.captions.iter().all(|c| c.is_empty()) {
         return Ok((prompt, None));
     }
-    let embedded = record
-        .captions
-        .iter()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| Ok(encoder.encode(c)?.embedding))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let Some(r) = crate::prompt_reading::read(&prompt, &embedded, crate::prompt_reading::TAU)
-    else {
+    let embedded = model.caption_embeddings(encoder)?;
+    let Some(r) = crate::prompt_reading::read(&prompt, embedded, crate::prompt_reading::TAU) else {
         return Ok((prompt, None));
     };
     let caption = record.captions[r.class][r.caption].clone();

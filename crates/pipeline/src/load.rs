@@ -2,6 +2,7 @@
 //! with its record and schedule. The folder's config says what kind of model it is.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -23,6 +24,9 @@ pub struct Loaded {
     pub source: PathBuf,
     /// Where its weights live and its samples are drawn.
     pub device: Device,
+    /// The text encoder's embeddings of its captions (per class), computed on first use: a
+    /// prompt is read against them ([`crate::prompt_reading`]), and `serve` reads many.
+    caption_embeddings: OnceLock<Vec<Vec<Vec<f32>>>>,
 }
 
 /// Loads a model folder written by `diffuse train`, or a shipped model by name, on the CPU.
@@ -60,10 +64,23 @@ pub fn load_on(path: &Path, dev: &Device) -> Result<Loaded> {
         schedule,
         source: path.to_path_buf(),
         device: dev.clone(),
+        caption_embeddings: OnceLock::new(),
     })
 }
 
 impl Loaded {
+    /// The embeddings of its captions by `encoder`, per class, computed once.
+    pub(crate) fn caption_embeddings(
+        &self,
+        encoder: &diffuse_text::TextEncoder,
+    ) -> Result<&[Vec<Vec<f32>>]> {
+        if let Some(e) = self.caption_embeddings.get() {
+            return Ok(e);
+        }
+        let e = crate::prompt_reading::embed_captions(encoder, &self.record.captions)?;
+        Ok(self.caption_embeddings.get_or_init(|| e))
+    }
+
     /// The dimension of a sample.
     pub fn dim(&self) -> usize {
         self.record.model.dim()

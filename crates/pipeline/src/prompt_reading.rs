@@ -14,6 +14,22 @@
 /// 0.3 did as well on the third, held-out list).
 pub const TAU: f64 = 0.04;
 
+/// The embeddings of `captions` (per class) by `encoder`: what a prompt is read against, and
+/// what a prompt model is trained on.
+pub fn embed_captions(
+    encoder: &diffuse_text::TextEncoder,
+    captions: &[Vec<String>],
+) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
+    captions
+        .iter()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Ok(encoder.encode(c)?.embedding))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect()
+}
+
 /// The caption a prompt is read as: its class and its index among the class's captions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reading {

@@ -333,15 +333,7 @@ pub fn train(run: &TrainRun, dir: &Path, watch: &mut dyn Watch) -> Result<TrainR
         e => e,
     };
     let prompts: Vec<Vec<Vec<f32>>> = match &encoder {
-        Some(e) => record
-            .captions
-            .iter()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| Ok(e.encode(c)?.embedding))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<_>>()?,
+        Some(e) => crate::prompt_reading::embed_captions(e, &record.captions)?,
         None => vec![],
     };
     if !prompts.is_empty() {
