@@ -380,6 +380,28 @@ fn ten_evaluations_with_default_flags_fit_their_grid() {
     );
 }
 
+/// The narrow 1-D mixture of the few-step tests (README, "Fitted grids"), written into `dir`, as
+/// a `--data` spec.
+fn narrow_gmm(dir: &Path) -> String {
+    let gmm = dir.join("narrow.json");
+    std::fs::write(
+        &gmm,
+        r#"{"weights":[0.3,0.7],"means":[[-2],[1.5]],"stds":[0.1,0.05]}"#,
+    )
+    .unwrap();
+    format!("gmm:{}", s(&gmm))
+}
+
+/// The levels a run's summary records, as `--grid sigmas:` takes them.
+fn grid_sigmas(sum: &serde_json::Value) -> Vec<String> {
+    sum["grid_sigmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap().to_string())
+        .collect()
+}
+
 /// Issue 4, acceptance 3 from the command line: a grid fitted to a mixture whose components are
 /// 35 and 70 of their widths apart lets UniPC sample it in 10 evaluations (the exponential and
 /// Karras grids do not); the fitted levels are written down, and given back they reproduce the
@@ -387,13 +409,7 @@ fn ten_evaluations_with_default_flags_fit_their_grid() {
 #[test]
 fn a_fitted_grid_samples_a_narrow_mixture_and_can_be_reused() {
     let dir = tmp("fitted");
-    let gmm = dir.join("narrow.json");
-    std::fs::write(
-        &gmm,
-        r#"{"weights":[0.3,0.7],"means":[[-2],[1.5]],"stds":[0.1,0.05]}"#,
-    )
-    .unwrap();
-    let gmm = format!("gmm:{}", s(&gmm));
+    let gmm = narrow_gmm(&dir);
     let base = [
         "undiffuse",
         "--data",
@@ -424,12 +440,7 @@ fn a_fitted_grid_samples_a_narrow_mixture_and_can_be_reused() {
         fit < sum["fit_error_exponential"].as_f64().unwrap(),
         "{sum}"
     );
-    let levels: Vec<String> = sum["grid_sigmas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap().to_string())
-        .collect();
+    let levels = grid_sigmas(&sum);
     assert_eq!(levels.len(), 10);
     let given = format!("sigmas:{}", levels.join(","));
     let reused = dir.join("reused");
@@ -458,13 +469,7 @@ fn a_fitted_grid_samples_a_narrow_mixture_and_can_be_reused() {
 #[test]
 fn dpmpp_2m_at_few_steps_takes_few_step_ends_by_default_and_they_can_be_reused() {
     let dir = tmp("few-step-ends");
-    let gmm = dir.join("narrow.json");
-    std::fs::write(
-        &gmm,
-        r#"{"weights":[0.3,0.7],"means":[[-2],[1.5]],"stds":[0.1,0.05]}"#,
-    )
-    .unwrap();
-    let gmm = format!("gmm:{}", s(&gmm));
+    let gmm = narrow_gmm(&dir);
     let base = [
         "undiffuse",
         "--data",
@@ -491,12 +496,7 @@ fn dpmpp_2m_at_few_steps_takes_few_step_ends_by_default_and_they_can_be_reused()
     assert_eq!(sum["nfe"], 10);
     let p = sum["ks_vs_theory_p"].as_f64().unwrap();
     assert!(p > LEVEL, "KS p = {p}");
-    let levels: Vec<String> = sum["grid_sigmas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap().to_string())
-        .collect();
+    let levels = grid_sigmas(&sum);
     assert_eq!(levels.len(), 11, "one free level and ten evaluated: {sum}");
     let given = format!("sigmas:{}", levels.join(","));
     let reused = dir.join("reused");
