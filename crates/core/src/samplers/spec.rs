@@ -232,19 +232,24 @@ impl SamplerSpec {
     }
 
     /// The evaluation budget: the one given, else one per given level (heun: two per level but
-    /// the last), else 50 (at most two per step of the span).
+    /// the last; a few-step start takes the first level without an evaluation), else 50 (at
+    /// most two per step of the span).
     pub fn budget(&self, span: usize) -> Result<usize> {
         let given_levels = match &self.grid {
             Some(GridKind::Given(levels)) => Some(levels.len()),
             _ => None,
         };
+        let free = self.ends.unwrap_or_default().free_levels();
         Ok(match (self.nfe, given_levels) {
             (Some(0), _) => return invalid("nfe must be at least 1 (got 0)"),
             (Some(n), _) => n,
-            (None, Some(k)) if self.name == SamplerName::Heun => 2 * k - 1,
-            // A few-step start takes the first level without an evaluation.
-            (None, Some(k)) if self.ends == Some(Ends::FewStep) => k.saturating_sub(1).max(1),
-            (None, Some(k)) => k,
+            (None, Some(k)) => {
+                let paid = k.saturating_sub(free).max(1);
+                match self.name {
+                    SamplerName::Heun => 2 * paid - 1,
+                    _ => paid,
+                }
+            }
             (None, None) => 50.min(span.max(1) * 2),
         })
     }
@@ -585,8 +590,16 @@ mod tests {
         let heun = SamplerSpec::new(SamplerName::Heun).with_grid(given.clone());
         assert_eq!(heun.budget(1000).unwrap(), 5);
         assert_eq!(steps(heun.sampler(1000, 0).unwrap()), 3);
-        let lms = SamplerSpec::new(SamplerName::Lms).with_grid(given);
+        let lms = SamplerSpec::new(SamplerName::Lms).with_grid(given.clone());
         assert_eq!(lms.budget(1000).unwrap(), 3);
+        // Few-step ends: the first level is free, so the same grid pays for two levels (heun:
+        // three evaluations) and keeps its three levels.
+        for (name, nfe) in [(SamplerName::Heun, 3), (SamplerName::DpmPP2M, 2)] {
+            let mut few = SamplerSpec::new(name).with_grid(given.clone());
+            few.ends = Some(Ends::FewStep);
+            assert_eq!(few.budget(1000).unwrap(), nfe, "{name}");
+            assert_eq!(steps(few.sampler(1000, 0).unwrap()), 3, "{name}");
+        }
     }
 
     #[test]
