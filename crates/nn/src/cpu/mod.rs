@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod conv;
 mod conv_grad;
+pub mod join;
 pub mod norm;
 mod norm_grad;
 
@@ -82,11 +83,23 @@ pub(crate) fn map_blocks<const D: usize>(
             .for_each(|(i, v)| f(i, v));
         return Tensor::from_primitive::<Flex>(p);
     }
-    let src = flex_f32(&p);
+    let out = copy_blocks(&flex_f32(&p), block, f);
+    Tensor::from_primitive::<Flex>(flex_from(out, shape))
+}
+
+/// A copy of `src` with `f(i, block)` applied to its `i`-th block of `block` elements (the last
+/// may be shorter): each parallel task copies its own block and works on it while it is in
+/// cache, so no thread copies the whole while the others wait.
+pub(crate) fn copy_blocks(
+    src: &[f32],
+    block: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let len = src.len();
     let mut out: Vec<f32> = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len]
-        .par_chunks_mut(block)
-        .zip(src.par_chunks(block))
+        .par_chunks_mut(block.max(1))
+        .zip(src.par_chunks(block.max(1)))
         .enumerate()
         .for_each(|(i, (d, s))| {
             for (d, s) in d.iter_mut().zip(s) {
@@ -99,7 +112,7 @@ pub(crate) fn map_blocks<const D: usize>(
         });
     // SAFETY: the chunks cover the first `len` elements, each written above.
     unsafe { out.set_len(len) };
-    Tensor::from_primitive::<Flex>(flex_from(out, shape))
+    out
 }
 
 /// Raw output pointer shared by parallel tasks, each of which writes its own elements (one

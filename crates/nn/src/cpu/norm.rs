@@ -6,7 +6,6 @@
 
 use burn::nn::GroupNorm as BurnGroupNorm;
 use burn::tensor::{DType, Tensor};
-use rayon::prelude::*;
 
 /// `silu(norm.forward(x))` (or `norm.forward(x)` when `silu` is false) for burn's module.
 pub fn group_norm_module(norm: &BurnGroupNorm, x: Tensor<4>, silu: bool) -> Tensor<4> {
@@ -93,25 +92,27 @@ fn group_norm_tensors(
     if silu { crate::act::silu(y) } else { y }
 }
 
-/// [`group_norm`] in place on NCHW images `x` of `c` channels of `hw` positions. Statistics are
-/// summed in f64; each element is then `(x - mean) (gamma / sqrt(var + eps)) + beta`.
-pub fn group_norm_f32(
-    x: &mut [f32],
+/// [`group_norm`] of NCHW images `x` of `c` channels of `hw` positions, into a new buffer (`x`
+/// stays as it is: training keeps it for the backward pass). Statistics are summed in f64; each
+/// element is then `(x - mean) (gamma / sqrt(var + eps)) + beta`. Each (image, group) block is
+/// copied by the task that normalises it.
+pub fn group_norm_f32_copy(
+    x: &[f32],
     c: usize,
     hw: usize,
     groups: usize,
     eps: f64,
     affine: Option<(&[f32], &[f32])>,
     silu: bool,
-) {
+) -> Vec<f32> {
     let per_group = c / groups;
     let block = per_group * hw;
     if block == 0 {
-        return;
+        return x.to_vec();
     }
-    x.par_chunks_mut(block)
-        .enumerate()
-        .for_each(|(task, v)| norm_block(v, (task % groups) * per_group, hw, eps, affine, silu));
+    super::copy_blocks(x, block, |task, v| {
+        norm_block(v, (task % groups) * per_group, hw, eps, affine, silu)
+    })
 }
 
 /// One (image, group) block `v` of planes of `hw` positions, its first channel `first`, in place.
@@ -217,9 +218,8 @@ mod tests {
     #[test]
     fn one_element_groups_give_beta() {
         // A group of one element has variance 0: x - mean = 0 whatever eps, so y = beta.
-        let mut x = vec![5.0f32, -3.0];
-        group_norm_f32(
-            &mut x,
+        let y = group_norm_f32_copy(
+            &[5.0f32, -3.0],
             2,
             1,
             2,
@@ -227,7 +227,7 @@ mod tests {
             Some((&[2.0, 3.0], &[0.25, -1.5])),
             false,
         );
-        assert_eq!(x, [0.25, -1.5]);
+        assert_eq!(y, [0.25, -1.5]);
     }
 
     #[test]

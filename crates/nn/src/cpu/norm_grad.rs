@@ -1,5 +1,5 @@
 //! GroupNorm with its affine parameters, optionally followed by SiLU, for training on the CPU: a
-//! custom autodiff operation with one forward kernel ([`group_norm_f32`]) and one backward
+//! custom autodiff operation with one forward kernel ([`group_norm_f32_copy`]) and one backward
 //! kernel, where burn records about a dozen tensor operations (mean, subtract, square, mean,
 //! add, sqrt, divide, multiply, add, sigmoid, multiply), each with its own pass and allocation
 //! forward and backward. Per (image, group) block of `m` elements, with `x̂ = (x - μ) / σ`,
@@ -22,7 +22,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::norm::{group_norm_f32, lane_sum};
+use super::norm::{group_norm_f32_copy, lane_sum};
 use super::{FlexTensor, flex_dims, flex_f32, flex_from};
 
 /// The operation's sizes and settings.
@@ -73,10 +73,9 @@ where
     let forward = |x: &FlexTensor, g: &FlexTensor, b: &FlexTensor| {
         let [n, c, h, w] = flex_dims::<4>(x);
         // The input is kept for the backward pass: normalise a copy.
-        let mut v = flex_f32(x).into_owned();
         let (g, b) = (flex_f32(g), flex_f32(b));
-        group_norm_f32(
-            &mut v,
+        let v = group_norm_f32_copy(
+            &flex_f32(x),
             c,
             h * w,
             spec.groups,
@@ -164,17 +163,26 @@ fn group_norm_backward_f32(
     let groups = spec.groups;
     let per_group = c / groups;
     let block = per_group * hw;
-    let mut dx = vec![0f32; x.len()];
+    assert_eq!(dy.len(), x.len(), "group norm backward: gradient size");
     if block == 0 {
-        return (dx, vec![0.0; c], vec![0.0; c]);
+        return (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
     }
-    // Per task: (Σ g x̂, Σ g) for each of its channels.
-    let sums: Vec<Vec<(f64, f64)>> = dx
+    // Per task: (Σ g x̂, Σ g) for each of its channels. Each task starts its block of dx as a
+    // copy of dy (block_backward writes every element; a serial zeroing of the whole cost the
+    // waiting threads).
+    let mut dx: Vec<f32> = Vec::with_capacity(x.len());
+    let sums: Vec<Vec<(f64, f64)>> = dx.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(block)
         .zip(x.par_chunks(block))
         .zip(dy.par_chunks(block))
         .enumerate()
         .map(|(task, ((dx, x), dy))| {
+            for (d, s) in dx.iter_mut().zip(dy) {
+                d.write(*s);
+            }
+            // SAFETY: every element of the block has just been written.
+            let dx =
+                unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len()) };
             let first = (task % groups) * per_group;
             let affine = (
                 &gamma[first..first + per_group],
@@ -183,6 +191,8 @@ fn group_norm_backward_f32(
             block_backward(dx, x, dy, hw, affine, spec)
         })
         .collect();
+    // SAFETY: the blocks cover all x.len() elements, each written above.
+    unsafe { dx.set_len(x.len()) };
     let (mut dgamma, mut dbeta) = (vec![0f64; c], vec![0f64; c]);
     for (task, channel) in sums.iter().enumerate() {
         let first = (task % groups) * per_group;
