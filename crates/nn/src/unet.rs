@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::act::silu;
 use crate::cpu::conv::conv2d_module as conv2d;
+use crate::cpu::join::{add, add_per_channel, cat_channels};
 use crate::cpu::norm::group_norm_module as group_norm;
 use crate::mlp::sinusoidal;
 
@@ -197,12 +198,11 @@ pub struct ResBlock {
 impl ResBlock {
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
         let h = conv2d(&self.conv1, group_norm(&self.norm1, x.clone(), true));
-        let [n, c, _, _] = h.dims();
-        let h = h + self.time.forward(silu(emb.clone())).reshape([n, c, 1, 1]);
+        let h = add_per_channel(h, self.time.forward(silu(emb.clone())));
         let h = conv2d(&self.conv2, group_norm(&self.norm2, h, true));
         match &self.skip {
-            Some(s) => conv2d(s, x) + h,
-            None => x + h,
+            Some(s) => add(conv2d(s, x), h),
+            None => add(x, h),
         }
     }
 }
@@ -225,7 +225,7 @@ impl Attention {
         let v = flat(qkv.narrow(1, 2 * c, c)).swap_dims(1, 2); // [n, hw, c]
         let att = softmax(q.matmul(k) / (c as f64).sqrt(), 2); // [n, hw, hw]
         let out = att.matmul(v).swap_dims(1, 2).reshape([n, c, h, w]);
-        x + conv2d(&self.proj, out)
+        add(x, conv2d(&self.proj, out))
     }
 }
 
@@ -287,7 +287,7 @@ impl UNet {
         h = self.mid2.forward(h, &emb);
         for (l, block) in self.up.iter().enumerate() {
             let skip = skips.pop().expect("one skip per level");
-            h = block.forward(Tensor::cat(vec![h, skip], 1), &emb);
+            h = block.forward(cat_channels(h, skip), &emb);
             if let Some(u) = self.upsample.get(l) {
                 let [_, _, sh, sw] = h.dims();
                 let mut opts = InterpolateOptions::new(InterpolateMode::Nearest);
