@@ -19,11 +19,11 @@ use rayon::prelude::*;
 
 use super::{FlexTensor, flex_dims, flex_f32, flex_from};
 
-/// `a + b` for tensors of one shape `[n, ...]`.
-pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+/// `a + b` for tensors of one shape `[n, ...]` (custom training operation for rank 4 only).
+pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     let device = a.device();
     let f32s = a.dtype() == DType::F32 && b.dtype() == DType::F32;
-    if !f32s || a.dims() != b.dims() || b.device() != device {
+    if !f32s || a.dims() != b.dims() || b.device() != device || D == 0 {
         return a + b;
     }
     if super::fast_path(&device, DType::F32) {
@@ -38,19 +38,28 @@ pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
             }
         });
     }
-    if super::training_path(&device) {
-        return match with_strategy(&device, [a, b], Join::Add) {
-            Ok(y) => y,
+    if D == 4 && super::training_path(&device) {
+        let dims = a.dims();
+        let four = |t: Tensor<D>| t.reshape(to4(dims));
+        return match with_strategy(&device, [four(a), four(b)], Join::Add) {
+            Ok(y) => y.reshape(dims),
             Err(back) => {
                 let [a, b] = *back;
-                a + b
+                (a + b).reshape(dims)
             }
         };
     }
     a + b
 }
 
-/// `h + t.reshape([n, c, 1, 1])` for NCHW `h` and `t` `[n, c]` (a UNet block's time embedding):
+/// The dims of a rank-4 tensor as rank 4 (`D` is 4 where these are called).
+fn to4<const D: usize>(d: [usize; D]) -> [usize; 4] {
+    let mut out = [1; 4];
+    out.copy_from_slice(&d[..4]);
+    out
+}
+
+/// `h + t` per channel for NCHW `h` and `t` `[n, c]` (or any `t` that broadcasts as `[.., .., 1, 1]`) (a UNet block's time embedding):
 /// each image's planes in a parallel task on an inference CPU device, burn's broadcast sum
 /// elsewhere (in training its gradient, a sum over the pixels, stays burn's).
 pub fn add_per_channel(h: Tensor<4>, t: Tensor<2>) -> Tensor<4> {
@@ -60,7 +69,7 @@ pub fn add_per_channel(h: Tensor<4>, t: Tensor<2>) -> Tensor<4> {
         && super::fast_path(&t.device(), t.dtype())
         && t.dims() == [n, c])
     {
-        return h + t.reshape([n, c, 1, 1]);
+        return h + t.unsqueeze_dims::<4>(&[2, 3]);
     }
     let t = super::to_vec(t);
     let plane = hh * ww;
@@ -330,6 +339,15 @@ mod tests {
                 values(want),
                 "{n}x{c}x{h}x{w}"
             );
+        }
+        // Rank 3 (a transformer block's tokens), on both devices.
+        for device in [
+            diffuse_core::device::cpu(),
+            diffuse_core::device::cpu().autodiff(),
+        ] {
+            let draw = || Tensor::<3>::random([2, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+            let (a, b) = (draw(), draw());
+            assert_eq!(values(add(a.clone(), b.clone())), values(a + b));
         }
         // A shape that does not join falls back to burn (which refuses it as burn does).
         let device = diffuse_core::device::cpu();

@@ -13,6 +13,7 @@ use super::weights::Weights;
 use crate::Result;
 use crate::cpu::attention::attention;
 use crate::cpu::conv::conv2d;
+use crate::cpu::join::{add, add_per_channel};
 use crate::cpu::norm::group_norm;
 
 /// y = x W^T + b (W stored `[out, in]` by PyTorch, kept here as `[in, out]`).
@@ -344,14 +345,14 @@ impl ResnetBlock {
     pub fn forward(&self, x: Tensor<4>, temb: Option<Tensor<2>>) -> Tensor<4> {
         let mut h = self.conv1.forward(self.norm1.forward_silu(x.clone()));
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
-            h = h + proj.forward(t).unsqueeze_dims::<4>(&[2, 3]);
+            h = add_per_channel(h, proj.forward(t));
         }
         h = self.conv2.forward(self.norm2.forward_silu(h));
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,
         };
-        let y = skip + h;
+        let y = add(skip, h);
         if self.output_scale == 1.0 {
             y
         } else {

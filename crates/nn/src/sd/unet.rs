@@ -18,6 +18,7 @@ use super::layers::{
 use super::weights::{ParamNames, Weights};
 use crate::Result;
 use crate::act::silu;
+use crate::cpu::join::{add, cat_channels};
 
 const UNET_ATTENTION: AttentionNames<'static> = AttentionNames {
     q: "to_q",
@@ -58,12 +59,13 @@ impl TransformerBlock {
         context: Tensor<3>,
         pad: Option<&Tensor<2, Bool>>,
     ) -> Tensor<3> {
-        let x = x.clone() + self.attn1.forward(self.norm1.forward(x), None);
-        let x = x.clone()
-            + self
-                .attn2
-                .forward_masked(self.norm2.forward(x), Some(context), pad);
-        x.clone() + self.ff.forward(self.norm3.forward(x))
+        let x = add(x.clone(), self.attn1.forward(self.norm1.forward(x), None));
+        let x = add(
+            x.clone(),
+            self.attn2
+                .forward_masked(self.norm2.forward(x), Some(context), pad),
+        );
+        add(x.clone(), self.ff.forward(self.norm3.forward(x)))
     }
 }
 
@@ -141,7 +143,7 @@ impl SpatialTransformer {
             Projection::Conv(conv) => conv.forward(image(t)),
             Projection::Linear(lin) => image(lin.forward(t)),
         };
-        out + x
+        add(out, x)
     }
 }
 
@@ -373,7 +375,7 @@ impl UNet2DCondition {
                 let skip = skips
                     .pop()
                     .unwrap_or_else(|| unreachable!("one skip per up resnet"));
-                x = resnet.forward(Tensor::cat(vec![x, skip], 1), Some(temb.clone()));
+                x = resnet.forward(cat_channels(x, skip), Some(temb.clone()));
                 if let Some(attn) = level.attentions.get(j) {
                     x = attn.forward(x, context.clone(), pad);
                 }

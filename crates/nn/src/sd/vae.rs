@@ -14,6 +14,7 @@ use super::config::VaeConfig;
 use super::layers::{Attention, AttentionNames, Conv, GroupNorm, ResnetBlock, ResnetSpec};
 use super::weights::{ParamNames, Weights};
 use crate::Result;
+use crate::cpu::join::add;
 
 const EPS: f64 = 1e-6;
 
@@ -61,7 +62,7 @@ impl MidAttention {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let t = self.attention.forward(t, None);
-        t.swap_dims(1, 2).reshape([b, c, h, w]) + x
+        add(t.swap_dims(1, 2).reshape([b, c, h, w]), x)
     }
 }
 
