@@ -59,9 +59,10 @@ fn to4<const D: usize>(d: [usize; D]) -> [usize; 4] {
     out
 }
 
-/// `h + t` per channel for NCHW `h` and `t` `[n, c]` (or any `t` that broadcasts as `[.., .., 1, 1]`) (a UNet block's time embedding):
-/// each image's planes in a parallel task on an inference CPU device, burn's broadcast sum
-/// elsewhere (in training its gradient, a sum over the pixels, stays burn's).
+/// `h + t` per channel for NCHW `h` and `t` `[n, c]` (a UNet block's time embedding; any other
+/// `t` broadcasts as `[.., .., 1, 1]`): each image's planes in a parallel task on an inference
+/// CPU device, burn's broadcast sum elsewhere (in training its gradient, a sum over the pixels,
+/// stays burn's).
 pub fn add_per_channel(h: Tensor<4>, t: Tensor<2>) -> Tensor<4> {
     let [n, c, hh, ww] = h.dims();
     let device = h.device();
@@ -85,7 +86,9 @@ pub fn cat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     let device = a.device();
     let ([n, ca, h, w], [nb, cb, hb, wb]) = (a.dims(), b.dims());
     let f32s = a.dtype() == DType::F32 && b.dtype() == DType::F32;
-    if !f32s || [n, h, w] != [nb, hb, wb] || b.device() != device {
+    // (Empty operands go to burn: the per-image blocks below have a length on each side.)
+    let empty = ca == 0 || cb == 0 || n * h * w == 0;
+    if !f32s || empty || [n, h, w] != [nb, hb, wb] || b.device() != device {
         return Tensor::cat(vec![a, b], 1);
     }
     if super::fast_path(&device, DType::F32) {
@@ -110,12 +113,13 @@ pub fn cat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     Tensor::cat(vec![a, b], 1)
 }
 
-/// Image `i` of the result is image `i` of `a` (`la` elements) then image `i` of `b` (`lb`).
+/// Image `i` of the result is image `i` of `a` (`la` elements) then image `i` of `b` (`lb`),
+/// `la + lb` not 0.
 fn cat_f32(a: &[f32], b: &[f32], n: usize, la: usize, lb: usize) -> Vec<f32> {
     let mut y = vec![0f32; 0];
     y.reserve_exact(n * (la + lb));
     y.spare_capacity_mut()[..n * (la + lb)]
-        .par_chunks_mut((la + lb).max(1))
+        .par_chunks_mut(la + lb)
         .enumerate()
         .for_each(|(i, d)| {
             let (da, db) = d.split_at_mut(la);
@@ -131,11 +135,12 @@ fn cat_f32(a: &[f32], b: &[f32], n: usize, la: usize, lb: usize) -> Vec<f32> {
     y
 }
 
-/// Image `i`'s first `la` elements of `y` go to the first result, the other `lb` to the second.
+/// Image `i`'s first `la` elements of `y` go to the first result, the other `lb` to the second
+/// (`la` and `lb` not 0).
 fn split_f32(y: &[f32], n: usize, la: usize, lb: usize) -> (Vec<f32>, Vec<f32>) {
     let (mut a, mut b) = (vec![0f32; n * la], vec![0f32; n * lb]);
-    a.par_chunks_mut(la.max(1))
-        .zip(b.par_chunks_mut(lb.max(1)))
+    a.par_chunks_mut(la)
+        .zip(b.par_chunks_mut(lb))
         .zip(y.par_chunks(la + lb))
         .for_each(|((a, b), y)| {
             a.copy_from_slice(&y[..la]);
@@ -349,11 +354,16 @@ mod tests {
             let (a, b) = (draw(), draw());
             assert_eq!(values(add(a.clone(), b.clone())), values(a + b));
         }
-        // A shape that does not join falls back to burn (which refuses it as burn does).
-        let device = diffuse_core::device::cpu();
-        let a = Tensor::<4>::from_data(TensorData::new(vec![1f32; 4], [1, 1, 2, 2]), &device);
-        let b = Tensor::<4>::from_data(TensorData::new(vec![2f32; 4], [1, 1, 2, 2]), &device);
-        assert_eq!(values(add(a.clone(), b.clone())), [3.0; 4]);
-        assert_eq!(values(cat_channels(a, b)).len(), 8);
+        // An operand without channels goes to burn's cat, on both devices.
+        for device in [
+            diffuse_core::device::cpu(),
+            diffuse_core::device::cpu().autodiff(),
+        ] {
+            let a =
+                Tensor::<4>::from_data(TensorData::new(Vec::<f32>::new(), [2, 0, 2, 2]), &device);
+            let b = Tensor::<4>::from_data(TensorData::new(vec![2f32; 8], [2, 1, 2, 2]), &device);
+            assert_eq!(values(cat_channels(a.clone(), b.clone())), [2.0; 8]);
+            assert_eq!(values(cat_channels(b, a)), [2.0; 8]);
+        }
     }
 }
