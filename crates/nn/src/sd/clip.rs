@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::config::read_config;
 use super::layers::{Attention, AttentionNames, LayerNorm, Linear};
 use super::weights::Weights;
+use crate::act::gelu;
 use crate::{NnError, Result};
 
 /// The keys of a transformers `CLIPTextConfig` the forward pass reads.

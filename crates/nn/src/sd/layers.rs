@@ -4,13 +4,13 @@
 //! ResNet block with its time embedding, and the sinusoidal timestep embedding.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::{layer_norm, linear};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bool, Device, Tensor};
 
 use super::weights::Weights;
 use crate::Result;
+use crate::act::geglu;
 use crate::cpu::attention::attention;
 use crate::cpu::conv::conv2d;
 use crate::cpu::join::{add, add_per_channel};
@@ -284,14 +284,7 @@ impl GegluFeedForward {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.proj.forward(x);
-        let inner = h.dims()[2] / 2;
-        let mut halves = h.split(inner, 2).into_iter();
-        let (a, gate) = match (halves.next(), halves.next()) {
-            (Some(a), Some(g)) => (a, g),
-            _ => unreachable!("split of 2 x inner in two halves"),
-        };
-        self.out.forward(a * gelu(gate))
+        self.out.forward(geglu(self.proj.forward(x)))
     }
 }
 
