@@ -156,8 +156,9 @@ impl Geometry {
 }
 
 /// The convolution of `n` NCHW images `x` with `weight` `[co, ci, kh, kw]` (row-major) plus
-/// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`. Panics if the slices do not match `g`
-/// (the callers take the sizes from the tensors themselves).
+/// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`, by Winograd where it pays (see
+/// [`super::winograd::applies`]), else by shifted gemms at stride 1, else by im2col. Panics if
+/// the slices do not match `g` (the callers take the sizes from the tensors themselves).
 pub fn conv2d_f32(
     x: &[f32],
     n: usize,
@@ -166,6 +167,9 @@ pub fn conv2d_f32(
     g: &Geometry,
 ) -> Vec<f32> {
     // (An empty kernel, kh or kw 0, is im2col's: a depth-0 gemm, the output is the bias.)
+    if super::winograd::applies(g) {
+        return super::winograd::conv2d_winograd(x, n, weight, bias, g);
+    }
     if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() && g.kh > 0 && g.kw > 0 {
         return conv2d_shifted(x, n, weight, bias, g);
     }
@@ -264,7 +268,7 @@ pub fn conv2d_f32(
 /// Runs `run(buffers, task, parallelism)` for each task: with enough tasks for every thread, one
 /// task per thread at a time and each gemm serial; otherwise the tasks in order and each gemm
 /// over all threads. `buffers` are scratch space reused by the tasks of one thread.
-fn for_each_task<B: Default + Send>(
+pub(crate) fn for_each_task<B: Default + Send>(
     tasks: usize,
     run: impl Fn(&mut B, usize, gemm::Parallelism) + Sync,
 ) {

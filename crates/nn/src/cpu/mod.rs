@@ -9,6 +9,7 @@ mod conv_grad;
 pub mod join;
 pub mod norm;
 mod norm_grad;
+mod winograd;
 
 use std::borrow::Cow;
 
