@@ -166,6 +166,15 @@ pub fn conv2d_f32(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
+    let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
+    let plane_in = g.ci * g.h * g.w;
+    let plane_out = oh * ow;
+    let k = g.ci * g.kh * g.kw;
+    assert_eq!(x.len(), n * plane_in, "conv2d: input size");
+    assert_eq!(weight.len(), g.co * k, "conv2d: weight size");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.co, "conv2d: bias size");
+    }
     // (An empty kernel, kh or kw 0, is im2col's: a depth-0 gemm, the output is the bias.)
     if super::winograd::applies(g) {
         return super::winograd::conv2d_winograd(x, n, weight, bias, g);
@@ -173,16 +182,7 @@ pub fn conv2d_f32(
     if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() && g.kh > 0 && g.kw > 0 {
         return conv2d_shifted(x, n, weight, bias, g);
     }
-    let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
-    let plane_in = g.ci * g.h * g.w;
-    let plane_out = oh * ow;
-    let k = g.ci * g.kh * g.kw;
-    assert_eq!(x.len(), n * plane_in, "conv2d: input size");
-    assert_eq!(weight.len(), g.co * k, "conv2d: weight size");
     let len = n * g.co * plane_out;
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.co, "conv2d: bias size");
-    }
     if len == 0 || k == 0 {
         // Nothing to convolve: the output is the bias.
         let mut y = vec![0f32; len];
@@ -306,11 +306,6 @@ fn conv2d_shifted(
     let plane_in = ci * g.h * g.w;
     let plane_out = oh * ow;
     let depth = ci * kw;
-    assert_eq!(x.len(), n * plane_in, "conv2d: input size");
-    assert_eq!(weight.len(), co * ci * kh * kw, "conv2d: weight size");
-    if let Some(b) = bias {
-        assert_eq!(b.len(), co, "conv2d: bias size");
-    }
     let len = n * co * plane_out;
     if len == 0 {
         return Vec::new();
