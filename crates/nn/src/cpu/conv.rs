@@ -157,7 +157,8 @@ impl Geometry {
 
 /// The convolution of `n` NCHW images `x` with `weight` `[co, ci, kh, kw]` (row-major) plus
 /// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`, by Winograd where it pays (see
-/// [`super::winograd::applies`]), else by shifted gemms at stride 1, else by im2col. Panics if
+/// [`super::winograd::applies`]), else by the direct kernel in registers where it applies (see
+/// [`super::direct::applies`]), else by shifted gemms at stride 1, else by im2col. Panics if
 /// the slices do not match `g` (the callers take the sizes from the tensors themselves).
 pub fn conv2d_f32(
     x: &[f32],
@@ -178,6 +179,9 @@ pub fn conv2d_f32(
     // (An empty kernel, kh or kw 0, is im2col's: a depth-0 gemm, the output is the bias.)
     if super::winograd::applies(g) {
         return super::winograd::conv2d_winograd(x, n, weight, bias, g);
+    }
+    if super::direct::applies(g) {
+        return super::direct::conv2d_direct(x, n, weight, bias, g);
     }
     if g.stride == [1, 1] && g.dilation == [1, 1] && !g.is_pointwise() && g.kh > 0 && g.kw > 0 {
         return conv2d_shifted(x, n, weight, bias, g);
@@ -344,6 +348,7 @@ fn conv2d_shifted(
             y0,
             rows + kh - 1,
             len,
+            kw,
             e,
         );
         acc.resize(co * cols, 0.0);
@@ -412,13 +417,15 @@ fn conv2d_shifted(
 /// `w + left + right`. Output pixel `(y, x)` is computed at `y wp + x`; the `wp - ow` columns
 /// past `ow` of each output row are wasted work (a seventh of it at 14 pixels wide with
 /// `w + left + right`, half that now).
-/// Each plane holds `len >= prows wp` floats, zero past the band.
+/// Each plane holds `len >= prows wp` floats, zero past the band; `shifts` planes per channel
+/// (`g.kw` for the shifted gemms, 1 for a kernel that reads the taps at offsets).
 pub(crate) fn shifted_planes(
     image: &[f32],
     g: &Geometry,
     y0: usize,
     prows: usize,
     len: usize,
+    shifts: usize,
     e: &mut [f32],
 ) {
     let [top, _, left, _] = g.pad;
@@ -429,8 +436,8 @@ pub(crate) fn shifted_planes(
     );
     for c in 0..g.ci {
         let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let block = &mut e[c * g.kw * len..(c + 1) * g.kw * len];
-        let (padded, shifts) = block.split_at_mut(len);
+        let block = &mut e[c * shifts * len..(c + 1) * shifts * len];
+        let (padded, rest) = block.split_at_mut(len);
         // Zeros up to each image row's start, then the row (`left + r wp + w <= len`, since
         // the gap after the last row is at least `left`).
         let mut done = 0;
@@ -446,7 +453,7 @@ pub(crate) fn shifted_planes(
             done = start + g.w;
         }
         padded[done..].fill(0.0);
-        for (j, d) in (1..g.kw).zip(shifts.chunks_exact_mut(len)) {
+        for (j, d) in (1..shifts).zip(rest.chunks_exact_mut(len)) {
             d[..len - j].copy_from_slice(&padded[j..]);
             d[len - j..].fill(0.0);
         }

@@ -252,6 +252,7 @@ pub(crate) fn conv2d_weight_grad_f32(x: &[f32], n: usize, grad: &[f32], g: &Geom
                 y0,
                 rows + kh - 1,
                 len,
+                g.kw,
                 &mut e,
             );
             // G transposed, [cols, co]: gemm's m side (the output channels) at unit stride, so

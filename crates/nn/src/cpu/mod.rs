@@ -6,9 +6,12 @@
 pub mod attention;
 pub mod conv;
 mod conv_grad;
+mod direct;
 pub mod join;
 pub mod norm;
 mod norm_grad;
+#[cfg(test)]
+mod test_support;
 mod winograd;
 
 use std::borrow::Cow;
