@@ -333,7 +333,7 @@ unsafe fn tile(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{reference, values};
+    use super::super::test_support::{assert_batch_independent, reference, values};
     use super::*;
 
     fn geometry(ci: usize, co: usize, [h, w]: [usize; 2], [kh, kw]: [usize; 2]) -> Geometry {
@@ -421,21 +421,7 @@ mod tests {
             geometry(16, 16, [200, 200], [3, 3]),
             geometry(24, 48, [9, 9], [3, 3]),
         ] {
-            let plane = g.ci * g.h * g.w;
-            let x = values(3 * plane, 5);
-            let w = values(g.co * g.ci * 9, 6);
-            let b = values(g.co, 7);
-            let all = conv2d_direct(&x, 3, &w, Some(&b), &g);
-            let one = x
-                .chunks_exact(plane)
-                .flat_map(|xi| conv2d_direct(xi, 1, &w, Some(&b), &g))
-                .collect::<Vec<_>>();
-            assert!(
-                all.iter()
-                    .zip(&one)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{g:?}"
-            );
+            assert_batch_independent(conv2d_direct, &g);
         }
     }
 

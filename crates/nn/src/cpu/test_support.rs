@@ -58,3 +58,27 @@ pub(crate) fn reference(
     }
     (y, mag)
 }
+
+/// A convolution kernel's signature: `(x, n, weight, bias, g) -> y`.
+pub(crate) type Conv = fn(&[f32], usize, &[f32], Option<&[f32]>, &Geometry) -> Vec<f32>;
+
+/// Asserts that `conv` of three images gives the bits of each image alone (a task per image and
+/// band against one image's bands).
+pub(crate) fn assert_batch_independent(conv: Conv, g: &Geometry) {
+    let plane = g.ci * g.h * g.w;
+    let x = values(3 * plane, 5);
+    let w = values(g.co * g.ci * g.kh * g.kw, 6);
+    let b = values(g.co, 7);
+    let all = conv(&x, 3, &w, Some(&b), g);
+    let one = x
+        .chunks_exact(plane)
+        .flat_map(|xi| conv(xi, 1, &w, Some(&b), g))
+        .collect::<Vec<_>>();
+    assert_eq!(all.len(), one.len(), "{g:?}");
+    assert!(
+        all.iter()
+            .zip(&one)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "{g:?}"
+    );
+}
