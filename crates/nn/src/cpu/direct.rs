@@ -93,6 +93,9 @@ pub(crate) fn conv2d_direct(
     // Bands of output rows, so that a band's padded planes and its output stay within budget.
     let per_row = (ci + tiles_co * CO_TILE) * wp;
     let band = (COL_BUDGET.saturating_sub(ci * (kh - 1) * wp) / per_row.max(1)).clamp(1, oh);
+    // And at least one task per thread, so that a single image (one picture sampled without
+    // guidance, a small VAE decode) is not left to one thread: a band's size enters no sum.
+    let band = band.min(oh.div_ceil(rayon::current_num_threads().div_ceil(n)));
     let bands = oh.div_ceil(band);
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = Out(y.as_mut_ptr());
