@@ -220,7 +220,7 @@ impl Mlp {
         let mut h = Tensor::cat(inputs, 1);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(h);
+            h = crate::cpu::linear::linear(layer, h);
             if i < last {
                 if let Some(w) = &scales {
                     // ConditionalLinear: out = gamma_t * (W x + b).

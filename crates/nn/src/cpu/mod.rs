@@ -8,6 +8,7 @@ pub mod conv;
 mod conv_grad;
 mod direct;
 pub mod join;
+pub mod linear;
 pub mod norm;
 mod norm_grad;
 #[cfg(test)]
