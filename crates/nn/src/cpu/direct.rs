@@ -252,6 +252,12 @@ unsafe fn transpose_out_avx2(
                 _mm256_permute2f128_ps::<0x31>(u2, u6),
                 _mm256_permute2f128_ps::<0x31>(u3, u7),
             ];
+            // The row's last block stores its first `count` lanes only, through a mask (a
+            // copy through memory cost a `memcpy` call per channel: 3% of the UNet's training).
+            let mask = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(count as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
             for (k, c_k) in c.iter().enumerate().take(lanes) {
                 let v = _mm256_add_ps(*c_k, _mm256_set1_ps(bv[k]));
                 let at = (o0 + k) * stride + x0;
@@ -259,11 +265,9 @@ unsafe fn transpose_out_avx2(
                     // SAFETY: channel o0 + k < co, pixels x0..x0 + 8 <= ow.
                     unsafe { _mm256_storeu_ps(dst.add(at), v) };
                 } else {
-                    let mut part = [0f32; 8];
-                    // SAFETY: part holds 8 floats.
-                    unsafe { _mm256_storeu_ps(part.as_mut_ptr(), v) };
-                    // SAFETY: channel o0 + k < co, pixels x0..x0 + count = ow.
-                    unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(at), count) };
+                    // SAFETY: channel o0 + k < co; the mask writes pixels x0..x0 + count = ow
+                    // only (masked-off lanes are neither written nor faulted).
+                    unsafe { _mm256_maskstore_ps(dst.add(at), mask, v) };
                 }
             }
         }
