@@ -11,9 +11,15 @@
 //! by pixel, and each row of the band goes into the output planes through an 8 x 8 transpose
 //! with the bias.
 //!
+//! Where the CPU has AVX-512 a second tile puts the pixels in the lanes: 3 vectors of 16
+//! consecutive pixels read from the planes at each tap's offset, 8 output channels whose weights
+//! are broadcast from memory, 24 accumulators; its rows are stored channel by channel as they
+//! lie in the output, so no transpose. At the UNets' and Stable Diffusion's 3x3 shapes it ran
+//! 1.34 to 1.81 times the AVX2 tile's speed (1 input channel: 0.97).
+//!
 //! Every output sums its `ci kh kw` products in the same order (input channel, kernel row,
-//! kernel column), whatever the batch, the band or the thread, so the bits do not depend on
-//! them.
+//! kernel column), one fused multiply-add at a time, whatever the tile, the batch, the band or
+//! the thread, so the bits do not depend on them.
 
 use rayon::prelude::*;
 
@@ -24,6 +30,41 @@ use super::conv::{COL_BUDGET, Geometry, for_each_task, shifted_planes};
 const CO_TILE: usize = 16;
 /// Pixels per tile (with two vectors of 8 channels: 12 accumulators of AVX2's 16 registers).
 const PX_TILE: usize = 6;
+/// Output channels per AVX-512 tile, whose vectors hold 16 consecutive pixels of one channel.
+const CO_TILE_512: usize = 8;
+/// Vectors of 16 pixels per AVX-512 tile (8 channels x 3 vectors: 24 of its 32 registers).
+const VEC_TILE_512: usize = 3;
+
+/// Which tile computes the sums. Both sum every output in the same order, one fused
+/// multiply-add at a time, so they give the same bits (tested).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kernel {
+    /// 6 pixels x 16 channels: each step 2 weight vectors, 6 broadcast pixels, 12 FMA.
+    Avx2,
+    /// 48 pixels x 8 channels, pixels in the lanes: each step 3 pixel vectors read from the
+    /// plane, 8 weights broadcast from memory, 24 FMA, and the tile stores its channels' rows
+    /// as they lie in the output (no transpose).
+    Avx512,
+}
+
+impl Kernel {
+    /// The best tile this CPU runs (the caller has checked AVX2 and FMA).
+    fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Kernel::Avx512;
+        }
+        Kernel::Avx2
+    }
+
+    /// Output channels per tile.
+    fn co_tile(self) -> usize {
+        match self {
+            Kernel::Avx2 => CO_TILE,
+            Kernel::Avx512 => CO_TILE_512,
+        }
+    }
+}
 
 /// Whether [`conv2d_direct`] computes `g` on this CPU: stride 1, dilation 1, a kernel larger
 /// than 1x1, output channels in whole tiles of 16 (a partial tile wastes its lanes: 8 output
@@ -64,6 +105,18 @@ pub(crate) fn conv2d_direct(
     bias: Option<&[f32]>,
     g: &Geometry,
 ) -> Vec<f32> {
+    conv2d_with(Kernel::best(), x, n, weight, bias, g)
+}
+
+/// [`conv2d_direct`] with the given tile (the CPU has its instructions).
+fn conv2d_with(
+    kernel: Kernel,
+    x: &[f32],
+    n: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Vec<f32> {
     let wp = g.padded_width();
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
     let (ci, co, kh, kw) = (g.ci, g.co, g.kh, g.kw);
@@ -74,24 +127,26 @@ pub(crate) fn conv2d_direct(
         return Vec::new();
     }
     let taps = kh * kw;
-    // w_packed[t, c, i, j, o'] = weight[t CO_TILE + o', c, i, j]: one tile's weights in the
-    // order the sum reads them, 16 at a time.
+    // w_packed[t, c, i, j, o'] = weight[t co_tile + o', c, i, j]: one tile's weights in the
+    // order the sum reads them, co_tile at a time.
     // (In parallel: at 1280 channels there are 15M of them.)
-    let tiles_co = co.div_ceil(CO_TILE);
-    let per_tile = ci * taps * CO_TILE;
+    let co_tile = kernel.co_tile();
+    let tiles_co = co.div_ceil(co_tile);
+    let per_tile = ci * taps * co_tile;
     let mut w_packed = vec![0f32; tiles_co * per_tile];
     w_packed
         .par_chunks_mut(per_tile)
-        .zip(weight.par_chunks(CO_TILE * ci * taps))
+        .zip(weight.par_chunks(co_tile * ci * taps))
         .for_each(|(dst, w_t)| {
             for (o_, w_o) in w_t.chunks_exact(ci * taps).enumerate() {
-                for (d, &v) in dst[o_..].iter_mut().step_by(CO_TILE).zip(w_o) {
+                for (d, &v) in dst[o_..].iter_mut().step_by(co_tile).zip(w_o) {
                     *d = v;
                 }
             }
         });
+    let co_pad = tiles_co * co_tile;
     // Bands of output rows, so that a band's padded planes and its output stay within budget.
-    let per_row = (ci + tiles_co * CO_TILE) * wp;
+    let per_row = (ci + co_pad) * wp;
     let band = (COL_BUDGET.saturating_sub(ci * (kh - 1) * wp) / per_row.max(1)).clamp(1, oh);
     // And at least one task per thread, so that a single image (one picture sampled without
     // guidance, a small VAE decode) is not left to one thread: a band's size enters no sum.
@@ -104,7 +159,11 @@ pub(crate) fn conv2d_direct(
         let rows = band.min(oh - y0);
         // Output pixel (y, x) of the band is computed at y wp + x; the tiles run past the
         // band's last row into zeros.
-        let cols = (rows * wp).next_multiple_of(PX_TILE);
+        let px_step = match kernel {
+            Kernel::Avx2 => PX_TILE,
+            Kernel::Avx512 => 16,
+        };
+        let cols = (rows * wp).next_multiple_of(px_step);
         let plane_len = (kh - 1) * wp + (kw - 1) + cols;
         e.resize(ci * plane_len, 0.0);
         // One padded plane per channel (no shifted copies: the taps read at offsets).
@@ -117,44 +176,94 @@ pub(crate) fn conv2d_direct(
             1,
             e,
         );
-        let co_pad = tiles_co * CO_TILE;
         acc.resize(co_pad * cols, 0.0);
-        for t in 0..tiles_co {
-            for p0 in (0..cols).step_by(PX_TILE) {
-                // SAFETY: the planes hold ci x plane_len floats and every tap reads at most
-                // (kh - 1) wp + (kw - 1) + p0 + PX_TILE <= plane_len into a plane; the tile's
-                // weights are per_tile floats; acc holds cols rows of co_pad floats and the
-                // tile writes channels t CO_TILE .. (t + 1) CO_TILE of rows p0 .. p0 + PX_TILE.
-                unsafe {
-                    tile(
-                        e.as_ptr().add(p0),
-                        plane_len,
-                        wp,
-                        ci,
-                        kh,
-                        kw,
-                        w_packed.as_ptr().add(t * per_tile),
-                        acc.as_mut_ptr().add(p0 * co_pad + t * CO_TILE),
-                        co_pad,
-                    );
+        match kernel {
+            Kernel::Avx2 => {
+                for t in 0..tiles_co {
+                    for p0 in (0..cols).step_by(PX_TILE) {
+                        // SAFETY: the planes hold ci x plane_len floats and every tap reads at
+                        // most (kh - 1) wp + (kw - 1) + p0 + PX_TILE <= plane_len into a plane;
+                        // the tile's weights are per_tile floats; acc holds cols rows of co_pad
+                        // floats and the tile writes channels t CO_TILE .. (t + 1) CO_TILE of
+                        // rows p0 .. p0 + PX_TILE.
+                        unsafe {
+                            tile(
+                                e.as_ptr().add(p0),
+                                plane_len,
+                                wp,
+                                ci,
+                                kh,
+                                kw,
+                                w_packed.as_ptr().add(t * per_tile),
+                                acc.as_mut_ptr().add(p0 * co_pad + t * CO_TILE),
+                                co_pad,
+                            );
+                        }
+                    }
+                }
+                // Out of the tiles' pixel-major order into the image's planes, row by row.
+                for yy in 0..rows {
+                    let src = &acc[yy * wp * co_pad..][..ow * co_pad];
+                    // SAFETY: row y0 + yy of channels 0..co of image b lie inside `y`'s
+                    // capacity, `ow` floats each, `plane_out` apart, and belong to this task
+                    // alone.
+                    unsafe {
+                        transpose_out(
+                            src,
+                            co,
+                            co_pad,
+                            ow,
+                            bias,
+                            out.at(b * co * plane_out + (y0 + yy) * ow),
+                            plane_out,
+                        );
+                    }
                 }
             }
-        }
-        // Out of the tiles' pixel-major order into the image's planes, row by row.
-        for yy in 0..rows {
-            let src = &acc[yy * wp * co_pad..][..ow * co_pad];
-            // SAFETY: row y0 + yy of channels 0..co of image b lie inside `y`'s capacity, `ow`
-            // floats each, `plane_out` apart, and belong to this task alone.
-            unsafe {
-                transpose_out(
-                    src,
-                    co,
-                    co_pad,
-                    ow,
-                    bias,
-                    out.at(b * co * plane_out + (y0 + yy) * ow),
-                    plane_out,
-                );
+            Kernel::Avx512 => {
+                let vectors = cols / 16;
+                for t in 0..tiles_co {
+                    for v0 in (0..vectors).step_by(VEC_TILE_512) {
+                        let args = (
+                            // SAFETY: as for the AVX2 tile, with 16 (v0 + vecs) <= cols pixels
+                            // read past each tap's offset; acc holds co_pad planes of cols
+                            // floats (channel-major) and the tile writes channels
+                            // t CO_TILE_512 .. (t + 1) CO_TILE_512, pixels 16 v0 .. 16 (v0 +
+                            // vecs).
+                            unsafe { e.as_ptr().add(16 * v0) },
+                            unsafe { w_packed.as_ptr().add(t * per_tile) },
+                            unsafe { acc.as_mut_ptr().add(t * CO_TILE_512 * cols + 16 * v0) },
+                        );
+                        let dims = [plane_len, wp, ci, kh, kw, cols];
+                        // SAFETY: the CPU has AVX-512F (Kernel::best); the bounds above.
+                        unsafe {
+                            match vectors - v0 {
+                                1 => tile512::<1>(args.0, args.1, args.2, dims),
+                                2 => tile512::<2>(args.0, args.1, args.2, dims),
+                                _ => tile512::<3>(args.0, args.1, args.2, dims),
+                            }
+                        }
+                    }
+                }
+                // The channels' rows as they lie in the output, without the columns past each
+                // row, plus the bias.
+                for o in 0..co {
+                    let b_o = bias.map_or(0.0, |b| b[o]);
+                    for yy in 0..rows {
+                        let src = &acc[o * cols + yy * wp..][..ow];
+                        // SAFETY: row y0 + yy of channel o of image b lies inside `y`'s
+                        // capacity, `ow` floats, and belongs to this task alone.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out.at(b * co * plane_out + o * plane_out + (y0 + yy) * ow),
+                                ow,
+                            )
+                        };
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d = s + b_o;
+                        }
+                    }
+                }
             }
         }
     };
@@ -322,6 +431,56 @@ unsafe fn tile(
     }
 }
 
+/// One AVX-512 tile: `out[o, p] = sum_{c, i, j} planes[c, p + i wp + j] w[c, i, j, o]` for
+/// `o < 8`, `p < 16 V`, `out` rows `stride` apart; `dims` = `[plane_len, wp, ci, kh, kw,
+/// stride]`. Each output is the same chain of fused multiply-adds as in [`tile`].
+///
+/// # Safety
+/// The CPU has AVX-512F; `planes` holds `ci` planes of `plane_len` floats from which every read
+/// (at most `(kh - 1) wp + kw - 1 + 16 V` past a plane's start) stays inside; `w` holds
+/// `ci kh kw 8` floats; `out` eight rows of `16 V` writable floats, `stride` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile512<const V: usize>(
+    planes: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    [plane_len, wp, ci, kh, kw, stride]: [usize; 6],
+) {
+    use std::arch::x86_64::*;
+    let mut a = [[_mm512_setzero_ps(); V]; CO_TILE_512];
+    let mut wq = w;
+    for c in 0..ci {
+        // SAFETY (all the pointer arithmetic below): within the bounds the caller promised.
+        let plane = unsafe { planes.add(c * plane_len) };
+        for i in 0..kh {
+            let row = unsafe { plane.add(i * wp) };
+            for j in 0..kw {
+                let s = unsafe { row.add(j) };
+                let x: [__m512; V] =
+                    std::array::from_fn(|v| unsafe { _mm512_loadu_ps(s.add(16 * v)) });
+                for (o, a_o) in a.iter_mut().enumerate() {
+                    let w_o = _mm512_set1_ps(unsafe { *wq.add(o) });
+                    for (a_ov, x_v) in a_o.iter_mut().zip(&x) {
+                        *a_ov = _mm512_fmadd_ps(*x_v, w_o, *a_ov);
+                    }
+                }
+                wq = unsafe { wq.add(CO_TILE_512) };
+            }
+        }
+    }
+    for (o, a_o) in a.iter().enumerate() {
+        for (v, a_ov) in a_o.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(out.add(o * stride + 16 * v), *a_ov) };
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile512<const V: usize>(_: *const f32, _: *const f32, _: *mut f32, _: [usize; 6]) {
+    unreachable!("applies() is false without x86_64")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
@@ -367,21 +526,41 @@ mod tests {
         let x = values(n * g.ci * g.h * g.w, 1 + (g.ci * g.h) as u64);
         let wt = values(g.co * g.ci * g.kh * g.kw, 2 + g.co as u64);
         let b = bias.then(|| values(g.co, 3));
-        let got = conv2d_direct(&x, n, &wt, b.as_deref(), &g);
         let (want, mag) = reference(&x, n, &wt, b.as_deref(), &g);
-        assert_eq!(got.len(), want.len(), "{g:?}");
         let terms = (g.ci * g.kh * g.kw + 1) as f64;
         let bound = terms * f64::from(f32::EPSILON) / 2.0;
-        let mut worst = 0f64;
-        for (i, ((a, b), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
-            let err = (f64::from(*a) - b).abs();
-            assert!(
-                err <= bound * m.max(f64::MIN_POSITIVE),
-                "element {i}: {a} vs {b} (terms {m}; {n} x {g:?})"
-            );
-            worst = worst.max(err / m.max(1e-30));
+        let mut first: Option<Vec<f32>> = None;
+        for kernel in kernels() {
+            let got = conv2d_with(kernel, &x, n, &wt, b.as_deref(), &g);
+            assert_eq!(got.len(), want.len(), "{kernel:?} {g:?}");
+            let mut worst = 0f64;
+            for (i, ((a, b), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
+                let err = (f64::from(*a) - b).abs();
+                assert!(
+                    err <= bound * m.max(f64::MIN_POSITIVE),
+                    "{kernel:?} element {i}: {a} vs {b} (terms {m}; {n} x {g:?})"
+                );
+                worst = worst.max(err / m.max(1e-30));
+            }
+            assert!(worst < 8.0 * f64::from(f32::EPSILON), "worst {worst:e}");
+            // Every tile sums in the same order: the same bits.
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert!(
+                    f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{kernel:?} differs from the AVX2 tile's bits: {n} x {g:?}"
+                ),
+            }
         }
-        assert!(worst < 8.0 * f64::from(f32::EPSILON), "worst {worst:e}");
+    }
+
+    /// The tiles this CPU runs (the AVX2 one first).
+    fn kernels() -> Vec<Kernel> {
+        let mut all = vec![Kernel::Avx2];
+        if Kernel::best() == Kernel::Avx512 {
+            all.push(Kernel::Avx512);
+        }
+        all
     }
 
     #[test]
@@ -429,6 +608,10 @@ mod tests {
             geometry(24, 48, [9, 9], [3, 3]),
         ] {
             assert_batch_independent(conv2d_direct, &g);
+            let avx2 = |x: &[f32], n, w: &[f32], b: Option<&[f32]>, g: &Geometry| {
+                conv2d_with(Kernel::Avx2, x, n, w, b, g)
+            };
+            assert_batch_independent(avx2, &g);
         }
     }
 
