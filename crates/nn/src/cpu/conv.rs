@@ -157,7 +157,8 @@ impl Geometry {
 
 /// The convolution of `n` NCHW images `x` with `weight` `[co, ci, kh, kw]` (row-major) plus
 /// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`, by Winograd where it pays (see
-/// [`super::winograd::applies`]), else by the direct kernel in registers where it applies (see
+/// [`super::winograd::applies`]) unless the AVX-512 direct tile is faster still (see
+/// [`super::direct::outruns_winograd`]), else by the direct kernel in registers where it applies (see
 /// [`super::direct::applies`]), else by shifted gemms at stride 1, else by im2col. Panics if
 /// the slices do not match `g` (the callers take the sizes from the tensors themselves).
 pub fn conv2d_f32(
@@ -177,7 +178,7 @@ pub fn conv2d_f32(
         assert_eq!(b.len(), g.co, "conv2d: bias size");
     }
     // (An empty kernel, kh or kw 0, is im2col's: a depth-0 gemm, the output is the bias.)
-    if super::winograd::applies(g) {
+    if super::winograd::applies(g) && !super::direct::outruns_winograd(g) {
         return super::winograd::conv2d_winograd(x, n, weight, bias, g);
     }
     if super::direct::applies(g) {

@@ -84,6 +84,21 @@ pub(crate) fn applies(g: &Geometry) -> bool {
     shape && has_avx2_fma()
 }
 
+/// Whether the AVX-512 tile computes `g` faster than Winograd, where both apply: with few
+/// channels (harmonic mean `2 ci co / (ci + co)` at most 64) or a small output (shorter side at
+/// most 16), where Winograd's transforms and its many small gemms cost more than the 2.25
+/// times fewer multiplications save. Measured on the Ice Lake Xeon (Winograd's time / the
+/// tile's, channels at side): 2.2 (32 at 64, 64 at 32), 1.1 (64 at 64), 1.0 (64 at 128), 1.4
+/// (32 at 256), 1.7 to 1.8 (128 and 256 at 16), 1.2 (1280 at 16), 0.94 (640 at 16); Winograd
+/// stays where it is faster: 0.84 to 0.87 (96 at 64, 128 and 192 at 32), 0.5 to 0.8 (256 to
+/// 640 at 32 to 256, 128 at 256). The rule's two misses: 128 at 64 (the tile 1.1 times faster,
+/// left to Winograd) and 640 at 16 (Winograd 1.06 times faster). On geometry alone.
+pub(crate) fn outruns_winograd(g: &Geometry) -> bool {
+    let side = g.out_h().unwrap_or(0).min(g.out_w().unwrap_or(0));
+    let c = 2 * g.ci * g.co / (g.ci + g.co).max(1);
+    applies(g) && Kernel::best() == Kernel::Avx512 && (c <= 64 || side <= 16)
+}
+
 fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -639,5 +654,24 @@ mod tests {
             ..g
         }));
         assert!(!applies(&geometry(0, 16, [28, 28], [3, 3])));
+    }
+
+    #[test]
+    fn the_avx512_tile_takes_few_channels_and_small_outputs_from_winograd() {
+        let ours = |c, side| outruns_winograd(&geometry(c, c, [side, side], [3, 3]));
+        let avx512 = Kernel::best() == Kernel::Avx512 && has_avx2_fma();
+        for (c, side) in [(32, 64), (64, 32), (64, 128), (128, 16), (1280, 16)] {
+            assert_eq!(ours(c, side), avx512, "{c} at {side}");
+        }
+        for (c, side) in [(96, 64), (128, 32), (320, 64), (512, 256)] {
+            assert!(!ours(c, side), "{c} at {side}");
+        }
+        // Not at shapes the tile does not compute (8 output channels, stride 2).
+        assert!(!outruns_winograd(&geometry(8, 8, [64, 64], [3, 3])));
+        let g = geometry(32, 32, [64, 64], [3, 3]);
+        assert!(!outruns_winograd(&Geometry {
+            stride: [2, 2],
+            ..g
+        }));
     }
 }
