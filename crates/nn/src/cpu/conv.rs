@@ -382,29 +382,56 @@ fn conv2d_shifted(
                 );
             }
         }
-        for o in 0..co {
-            let b_o = bias.map_or(0.0, |b| b[o]);
-            for yy in 0..rows {
-                let src = &acc[o * cols + yy * wp..][..ow];
-                // SAFETY: row y0 + yy of channel o of image b lies inside `y`'s capacity and
-                // belongs to this task alone; it is written, not read.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.at((b * co + o) * plane_out + (y0 + yy) * ow)
-                            .cast::<MaybeUninit<f32>>(),
-                        ow,
-                    )
-                };
-                for (d, s) in dst.iter_mut().zip(src) {
-                    d.write(s + b_o);
-                }
-            }
+        // SAFETY: rows y0..y0 + rows of image b's planes lie inside `y`'s capacity and belong
+        // to this task alone.
+        unsafe {
+            write_band(
+                acc,
+                co,
+                [cols, wp, rows, ow],
+                bias,
+                out.at(b * co * plane_out + y0 * ow),
+                plane_out,
+            );
         }
     };
     for_each_task(n * bands, run);
     // SAFETY: the tasks (every image, every band of rows) wrote all `len` elements.
     unsafe { y.set_len(len) };
     y
+}
+
+/// Writes output rows `0..rows` of `co` planes (`plane_out` apart) at `dst` from `acc`, whose
+/// channel `o` holds the band on the padded width `wp` at `o cols` (the columns past each row's
+/// `ow` dropped), plus the bias. `dims` = `[cols, wp, rows, ow]`.
+///
+/// # Safety
+/// `dst + o plane_out + yy ow` holds `ow` writable floats for each `o < co`, `yy < rows`, which
+/// no one else reads or writes meanwhile (they may be uninitialised).
+pub(crate) unsafe fn write_band(
+    acc: &[f32],
+    co: usize,
+    [cols, wp, rows, ow]: [usize; 4],
+    bias: Option<&[f32]>,
+    dst: *mut f32,
+    plane_out: usize,
+) {
+    for o in 0..co {
+        let b_o = bias.map_or(0.0, |b| b[o]);
+        for yy in 0..rows {
+            let src = &acc[o * cols + yy * wp..][..ow];
+            // SAFETY: the caller's bounds; written, not read.
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(
+                    dst.add(o * plane_out + yy * ow).cast::<MaybeUninit<f32>>(),
+                    ow,
+                )
+            };
+            for (d, s) in row.iter_mut().zip(src) {
+                d.write(s + b_o);
+            }
+        }
+    }
 }
 
 /// `E[(c, j), q] = pad[c, q + j]` for the `prows` padded rows from output row `y0` (stride 1,

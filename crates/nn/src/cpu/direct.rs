@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use super::Out;
-use super::conv::{COL_BUDGET, Geometry, for_each_task, shifted_planes};
+use super::conv::{COL_BUDGET, Geometry, for_each_task, shifted_planes, write_band};
 
 /// Output channels per tile.
 const CO_TILE: usize = 16;
@@ -262,22 +262,17 @@ fn conv2d_with(
                 }
                 // The channels' rows as they lie in the output, without the columns past each
                 // row, plus the bias.
-                for o in 0..co {
-                    let b_o = bias.map_or(0.0, |b| b[o]);
-                    for yy in 0..rows {
-                        let src = &acc[o * cols + yy * wp..][..ow];
-                        // SAFETY: row y0 + yy of channel o of image b lies inside `y`'s
-                        // capacity, `ow` floats, and belongs to this task alone.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                out.at(b * co * plane_out + o * plane_out + (y0 + yy) * ow),
-                                ow,
-                            )
-                        };
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d = s + b_o;
-                        }
-                    }
+                // SAFETY: rows y0..y0 + rows of image b's planes lie inside `y`'s capacity and
+                // belong to this task alone.
+                unsafe {
+                    write_band(
+                        acc,
+                        co,
+                        [cols, wp, rows, ow],
+                        bias,
+                        out.at(b * co * plane_out + y0 * ow),
+                        plane_out,
+                    );
                 }
             }
         }
