@@ -158,9 +158,10 @@ impl Geometry {
 /// The convolution of `n` NCHW images `x` with `weight` `[co, ci, kh, kw]` (row-major) plus
 /// `bias` `[co]`: the NCHW output `[n, co, oh, ow]`, by Winograd where it pays (see
 /// [`super::winograd::applies`]) unless the AVX-512 direct tile is faster still (see
-/// [`super::direct::outruns_winograd`]), else by the direct kernel in registers where it applies (see
-/// [`super::direct::applies`]), else by shifted gemms at stride 1, else by im2col. Panics if
-/// the slices do not match `g` (the callers take the sizes from the tensors themselves).
+/// [`super::direct::outruns_winograd`]), else by the direct kernel in registers where it
+/// applies (see [`super::direct::applies`]), else by shifted gemms at stride 1, else by im2col.
+/// Panics if the slices do not match `g` (the callers take the sizes from the tensors
+/// themselves).
 pub fn conv2d_f32(
     x: &[f32],
     n: usize,
