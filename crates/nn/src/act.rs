@@ -17,25 +17,17 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     crate::cpu::map_blocks(x, 1 << 14, |_, v| silu_in_place(v))
 }
 
-/// x sigmoid(x) for each element, in eight lanes where the CPU has AVX2 (the same operations,
-/// so the same bits, as the baseline's four: no fused multiply-add is introduced).
+/// x sigmoid(x) for each element, at the CPU's widest vectors ([`crate::cpu::isa::widest`]:
+/// the same operations, so the same bits, on every x86-64 CPU: no fused multiply-add).
 pub(crate) fn silu_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been asked for AVX2.
-        return unsafe { silu_avx2(v) };
-    }
-    silu_scalar(v);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn silu_avx2(v: &mut [f32]) {
-    silu_scalar(v);
+    crate::cpu::isa::widest(
+        #[inline(always)]
+        || silu_scalar(v),
+    )
 }
 
 #[inline(always)]
-fn silu_scalar(v: &mut [f32]) {
+pub(crate) fn silu_scalar(v: &mut [f32]) {
     for e in v {
         *e /= 1.0 + exp_neg(*e);
     }
@@ -92,21 +84,13 @@ pub fn geglu(h: Tensor<3>) -> Tensor<3> {
     Tensor::from_primitive::<Flex>(crate::cpu::flex_from(y, [b, n, k]))
 }
 
-/// x erfc(-x / sqrt 2) / 2 for each element, in eight lanes where the CPU has AVX2 (no fused
+/// x erfc(-x / sqrt 2) / 2 for each element, at the CPU's widest vectors (no fused
 /// multiply-add, so the same bits on every x86-64 CPU).
 pub(crate) fn gelu_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been asked for AVX2.
-        return unsafe { gelu_avx2(v) };
-    }
-    gelu_scalar(v);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gelu_avx2(v: &mut [f32]) {
-    gelu_scalar(v);
+    crate::cpu::isa::widest(
+        #[inline(always)]
+        || gelu_scalar(v),
+    )
 }
 
 #[inline(always)]

@@ -227,30 +227,10 @@ fn softmax_row(row: &mut [f32], seen: usize, pad: Option<&[bool]>) -> f32 {
             }
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has just been asked for AVX-512.
-            return unsafe { exp_sum_avx512(row) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has just been asked for AVX2.
-            return unsafe { exp_sum_avx2(row) };
-        }
-    }
-    exp_sum(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn exp_sum_avx512(row: &mut [f32]) -> f32 {
-    exp_sum(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn exp_sum_avx2(row: &mut [f32]) -> f32 {
-    exp_sum(row)
+    super::isa::widest(
+        #[inline(always)]
+        || exp_sum(row),
+    )
 }
 
 /// exp(x - max x) in place (0 for -inf) and 1 / the sum, summed in eight lanes (the same

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod conv;
 mod conv_grad;
 mod direct;
+pub(crate) mod isa;
 pub mod join;
 pub mod linear;
 pub mod norm;

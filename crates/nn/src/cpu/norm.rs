@@ -115,8 +115,24 @@ pub fn group_norm_f32_copy(
     })
 }
 
-/// One (image, group) block `v` of planes of `hw` positions, its first channel `first`, in place.
+/// One (image, group) block `v` of planes of `hw` positions, its first channel `first`, in place,
+/// at the CPU's widest vectors (the same operations, so the same bits, on every x86-64 CPU).
 fn norm_block(
+    v: &mut [f32],
+    first: usize,
+    hw: usize,
+    eps: f64,
+    affine: Option<(&[f32], &[f32])>,
+    silu: bool,
+) {
+    super::isa::widest(
+        #[inline(always)]
+        || norm_block_scalar(v, first, hw, eps, affine, silu),
+    )
+}
+
+#[inline(always)]
+fn norm_block_scalar(
     v: &mut [f32],
     first: usize,
     hw: usize,
@@ -138,7 +154,7 @@ fn norm_block(
             *e = (*e - mean) * scale + shift;
         }
         if silu {
-            crate::act::silu_in_place(plane);
+            crate::act::silu_scalar(plane);
         }
     }
 }

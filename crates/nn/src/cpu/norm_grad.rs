@@ -206,7 +206,7 @@ fn group_norm_backward_f32(
 }
 
 /// One (image, group) block of [`group_norm_backward_f32`]: `dx` gets `∂L/∂x`, and the block's
-/// `(Σ g x̂, Σ g)` per channel are returned. Compiled for AVX2 where the CPU has it (the same
+/// `(Σ g x̂, Σ g)` per channel are returned. Compiled for the CPU's widest vectors (the same
 /// operations in the same order, so the same bits as the baseline).
 fn block_backward(
     dx: &mut [f32],
@@ -216,25 +216,10 @@ fn block_backward(
     affine: (&[f32], &[f32]),
     spec: Spec,
 ) -> Vec<(f64, f64)> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been asked for AVX2.
-        return unsafe { block_backward_avx2(dx, x, dy, hw, affine, spec) };
-    }
-    block_backward_scalar(dx, x, dy, hw, affine, spec)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn block_backward_avx2(
-    dx: &mut [f32],
-    x: &[f32],
-    dy: &[f32],
-    hw: usize,
-    affine: (&[f32], &[f32]),
-    spec: Spec,
-) -> Vec<(f64, f64)> {
-    block_backward_scalar(dx, x, dy, hw, affine, spec)
+    super::isa::widest(
+        #[inline(always)]
+        || block_backward_scalar(dx, x, dy, hw, affine, spec),
+    )
 }
 
 /// Element-wise passes with no running sum across elements (so they vectorise), and the sums
