@@ -362,33 +362,10 @@ fn transpose_blocks_avx(
             unsafe {
                 let at = |k: usize| src.as_ptr().add((o0 + k) * plane + x0);
                 let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(at(k)));
-                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                // s[k] holds columns k and k + 4 of rows 0..4 (low lane) and 4..8 (high).
-                let s = [
-                    _mm256_shuffle_ps::<0x44>(t0, t2),
-                    _mm256_shuffle_ps::<0xEE>(t0, t2),
-                    _mm256_shuffle_ps::<0x44>(t1, t3),
-                    _mm256_shuffle_ps::<0xEE>(t1, t3),
-                ];
-                let u = [
-                    _mm256_shuffle_ps::<0x44>(t4, t6),
-                    _mm256_shuffle_ps::<0xEE>(t4, t6),
-                    _mm256_shuffle_ps::<0x44>(t5, t7),
-                    _mm256_shuffle_ps::<0xEE>(t5, t7),
-                ];
+                let columns = super::isa::transpose8(r);
                 let out = row.as_mut_ptr().add(x0 * co + o0);
-                for k in 0..4 {
-                    let low = _mm256_permute2f128_ps::<0x20>(s[k], u[k]);
-                    let high = _mm256_permute2f128_ps::<0x31>(s[k], u[k]);
-                    _mm256_storeu_ps(out.add(k * co), low);
-                    _mm256_storeu_ps(out.add((k + 4) * co), high);
+                for (k, column) in columns.into_iter().enumerate() {
+                    _mm256_storeu_ps(out.add(k * co), column);
                 }
             }
         }
