@@ -127,36 +127,26 @@ fn norm_block(
 ) {
     super::isa::widest(
         #[inline(always)]
-        || norm_block_scalar(v, first, hw, eps, affine, silu),
+        || {
+            let n = v.len() as f64;
+            let mean = lane_sum(v, |e| e) / n;
+            let var = lane_sum(v, |e| (e - mean) * (e - mean)) / n;
+            let inv = 1.0 / (var + eps).sqrt();
+            let mean = mean as f32;
+            for (k, plane) in v.chunks_exact_mut(hw).enumerate() {
+                let (scale, shift) = match affine {
+                    Some((g, be)) => ((g[first + k] as f64 * inv) as f32, be[first + k]),
+                    None => (inv as f32, 0.0),
+                };
+                for e in plane.iter_mut() {
+                    *e = (*e - mean) * scale + shift;
+                }
+                if silu {
+                    crate::act::silu_scalar(plane);
+                }
+            }
+        },
     )
-}
-
-#[inline(always)]
-fn norm_block_scalar(
-    v: &mut [f32],
-    first: usize,
-    hw: usize,
-    eps: f64,
-    affine: Option<(&[f32], &[f32])>,
-    silu: bool,
-) {
-    let n = v.len() as f64;
-    let mean = lane_sum(v, |e| e) / n;
-    let var = lane_sum(v, |e| (e - mean) * (e - mean)) / n;
-    let inv = 1.0 / (var + eps).sqrt();
-    let mean = mean as f32;
-    for (k, plane) in v.chunks_exact_mut(hw).enumerate() {
-        let (scale, shift) = match affine {
-            Some((g, be)) => ((g[first + k] as f64 * inv) as f32, be[first + k]),
-            None => (inv as f32, 0.0),
-        };
-        for e in plane.iter_mut() {
-            *e = (*e - mean) * scale + shift;
-        }
-        if silu {
-            crate::act::silu_scalar(plane);
-        }
-    }
 }
 
 /// The sum of `f(x)` over `v` in f64, in eight independent running sums (one chain of
